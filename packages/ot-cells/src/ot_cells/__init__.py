@@ -1,0 +1,6 @@
+"""ot-cells: see the package README. The methods land in their own issues."""
+
+from importlib.metadata import version as _version
+
+__version__ = _version("ot-cells")
+__all__ = ["__version__"]
