@@ -1,1 +1,14 @@
-"""ot-core."""
+"""ot-core: optimal transport solvers in PyTorch.
+
+Conventions: tensors in, tensors out (numpy accepted); ``reg`` (epsilon) is absolute; the entropic term is
+eps KL(pi | a b^T); potentials f, g are in cost units, pi_ij = a_i b_j exp((f_i + g_j - C_ij) / eps);
+``"sqeuclidean"`` is |x - y|^2 (``half=True``: |x - y|^2 / 2, GeomLoss).
+"""
+
+from importlib.metadata import version as _version
+
+from .api import solve, solve_sample
+from .result import OTResult
+
+__version__ = _version("ot-core")
+__all__ = ["solve", "solve_sample", "OTResult", "__version__"]
