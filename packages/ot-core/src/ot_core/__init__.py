@@ -3,12 +3,30 @@
 Conventions: tensors in, tensors out (numpy accepted); ``reg`` (epsilon) is absolute; the entropic term is
 eps KL(pi | a b^T); potentials f, g are in cost units, pi_ij = a_i b_j exp((f_i + g_j - C_ij) / eps);
 ``"sqeuclidean"`` is |x - y|^2 (``half=True``: |x - y|^2 / 2, GeomLoss).
+
+Modules: ``costs``, ``geometry``, ``ops`` (softmin passes), ``solvers``, ``neural`` (losses), ``flows``,
+``training``, ``datasets``, ``testing``.
 """
 
 from importlib.metadata import version as _version
 
+from . import costs, flows, neural, training
 from .api import solve, solve_sample
+from .divergence import SinkhornLoss, reach_to_rho, sinkhorn_divergence, tau_to_rho
 from .result import OTResult
 
 __version__ = _version("ot-core")
-__all__ = ["solve", "solve_sample", "OTResult", "__version__"]
+__all__ = [
+    "solve",
+    "solve_sample",
+    "sinkhorn_divergence",
+    "SinkhornLoss",
+    "reach_to_rho",
+    "tau_to_rho",
+    "OTResult",
+    "costs",
+    "flows",
+    "neural",
+    "training",
+    "__version__",
+]

@@ -156,7 +156,7 @@ def sinkhorn(
                     f"Sinkhorn diverged (marginal error {err_max}) at iteration {it}; the inputs may contain "
                     "extreme values; try float64 or a larger reg"
                 )
-            if err_max < tol and lse_g is not None:
+            if err_max < tol and (symmetric or lse_g is not None):
                 converged = True
                 break
         if symmetric:
