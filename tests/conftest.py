@@ -51,14 +51,18 @@ def main():
 """
 
 
-def write_member(root: Path, name: str, version: str, changelog: str, dependencies: str = "", cli: bool = False):
+def write_member(
+    root: Path, name: str, version: str, changelog: str, dependencies: str = "", cli: bool = False
+):
     """Write ``packages/<name>`` with pyproject, README, CHANGELOG and a module that sets ``__version__``."""
     module = name.replace("-", "_")
     path = root / "packages" / name
     (path / "src" / module).mkdir(parents=True)
     scripts = f'\n[project.scripts]\n{name} = "{module}.cli:main"\n' if cli else ""
     (path / "pyproject.toml").write_text(
-        MEMBER_PYPROJECT.format(name=name, version=version, dependencies=dependencies, scripts=scripts, module=module)
+        MEMBER_PYPROJECT.format(
+            name=name, version=version, dependencies=dependencies, scripts=scripts, module=module
+        )
     )
     (path / "README.md").write_text(f"# {name}\n\n**Status: alpha ({version}).** Works.\n")
     (path / "CHANGELOG.md").write_text("# Changelog\n\n" + textwrap.dedent(changelog))
@@ -73,5 +77,7 @@ def mini(tmp_path: Path) -> Path:
     (tmp_path / "pyproject.toml").write_text(ROOT_PYPROJECT)
     core_log = "## 0.2.0 (unreleased)\n- Faster.\n\n## 0.1.0 (2026-01-15)\n- First release.\n"
     write_member(tmp_path, "ot-core", "0.2.0", core_log, cli=True)
-    write_member(tmp_path, "ot-cells", "0.1.0", "## 0.1.0 (unreleased)\n- First.\n", dependencies='"ot-core>=0.1.0"')
+    write_member(
+        tmp_path, "ot-cells", "0.1.0", "## 0.1.0 (unreleased)\n- First.\n", dependencies='"ot-core>=0.1.0"'
+    )
     return tmp_path

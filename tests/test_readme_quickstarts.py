@@ -24,7 +24,13 @@ def test_quick_start_runs(name, tmp_path):
     script.write_text(code)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"MPLBACKEND": "Agg"}
     proc = subprocess.run(
-        [sys.executable, script.name], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+        [sys.executable, script.name],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
     )
     assert proc.returncode == 0, f"{name} quick start failed:\n{code}\n{proc.stdout}\n{proc.stderr}"
 
@@ -59,7 +65,9 @@ def test_takes_the_first_python_block_of_the_section():
     assert quick_start(text) == "# a comment, not a heading\nthis()\n"
 
 
-@pytest.mark.parametrize("heading", ["## Quick start", "### Quickstart", "## Quick-start (CPU, 1 min)", "# QUICK START"])
+@pytest.mark.parametrize(
+    "heading", ["## Quick start", "### Quickstart", "## Quick-start (CPU, 1 min)", "# QUICK START"]
+)
 @pytest.mark.parametrize("info", ["python", "py", "Python title='demo'", "{.python}"])
 def test_tolerates_heading_and_info_string_variants(heading, info):
     text = readme(f"""\

@@ -35,7 +35,9 @@ def test_check_rejects_a_changelog_that_disagrees_with_pyproject(mini):
     ]
 
 
-@pytest.mark.parametrize("heading", ["## Unreleased", "## 0.1.0", "## [0.1.0] - 2026-01-15", "## 0.1.0 (soon)"])
+@pytest.mark.parametrize(
+    "heading", ["## Unreleased", "## 0.1.0", "## [0.1.0] - 2026-01-15", "## 0.1.0 (soon)"]
+)
 def test_check_rejects_headings_off_the_convention(mini, heading):
     edit(mini / "packages/ot-cells/CHANGELOG.md", "## 0.1.0 (unreleased)", heading)
     (error,) = release.check(mini, "ot-cells")
@@ -44,7 +46,9 @@ def test_check_rejects_headings_off_the_convention(mini, heading):
 
 def test_check_rejects_a_missing_changelog_heading(mini):
     (mini / "packages/ot-cells/CHANGELOG.md").write_text("# Changelog\n")
-    assert release.check(mini, "ot-cells") == ["ot-cells: CHANGELOG.md has no '## 0.1.0 (unreleased)' heading"]
+    assert release.check(mini, "ot-cells") == [
+        "ot-cells: CHANGELOG.md has no '## 0.1.0 (unreleased)' heading"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -77,8 +81,12 @@ def test_check_for_a_tag_needs_a_dated_heading_and_a_released_core(mini):
     ]
     edit(mini / "packages/ot-cells/CHANGELOG.md", "(unreleased)", "(2026-02-01)")
     assert release.check(mini, "ot-cells", tag) == []
-    assert release.check(mini, "ot-cells", "ot-cells/v0.1.1") == ["tag 'ot-cells/v0.1.1' does not match ot-cells/v0.1.0"]
-    assert release.check(mini, "ot-cells", "ot-core/v0.1.0") == ["tag 'ot-core/v0.1.0' does not match ot-cells/v0.1.0"]
+    assert release.check(mini, "ot-cells", "ot-cells/v0.1.1") == [
+        "tag 'ot-cells/v0.1.1' does not match ot-cells/v0.1.0"
+    ]
+    assert release.check(mini, "ot-cells", "ot-core/v0.1.0") == [
+        "tag 'ot-core/v0.1.0' does not match ot-cells/v0.1.0"
+    ]
     edit(mini / "packages/ot-cells/pyproject.toml", '"ot-core>=0.1.0"', '"ot-core>=0.2.0"')
     assert release.check(mini, "ot-cells", tag) == [
         "ot-cells: no released ot-core (dated CHANGELOG heading) satisfies ot-core>=0.2.0; release it first"
@@ -86,7 +94,9 @@ def test_check_for_a_tag_needs_a_dated_heading_and_a_released_core(mini):
 
 
 def test_check_names_the_packages_when_one_is_unknown(mini):
-    with pytest.raises(release.ReleaseError, match="unknown package 'ot-foo'; the workspace has ot-core, ot-cells"):
+    with pytest.raises(
+        release.ReleaseError, match="unknown package 'ot-foo'; the workspace has ot-core, ot-cells"
+    ):
         release.check(mini, "ot-foo")
 
 
@@ -102,7 +112,12 @@ def test_cli_check_exit_status(mini, capsys):
 
 @pytest.mark.parametrize(
     ("version", "part", "expected"),
-    [("0.1.0", "patch", "0.1.1"), ("0.1.3", "minor", "0.2.0"), ("0.9.2", "major", "1.0.0"), ("1.2", "patch", "1.2.1")],
+    [
+        ("0.1.0", "patch", "0.1.1"),
+        ("0.1.3", "minor", "0.2.0"),
+        ("0.9.2", "major", "1.0.0"),
+        ("1.2", "patch", "1.2.1"),
+    ],
 )
 def test_bumped(version, part, expected):
     assert release.bumped(version, part) == expected
@@ -167,7 +182,10 @@ def test_install_check_runs_the_quick_demo_and_catches_failures(mini, tmp_path_f
     subprocess.run(["uv", "lock", "--offline", "--quiet"], cwd=mini, check=True)
     dist = tmp_path_factory.mktemp("mini-dist")
     assert release.install_check(mini, "ot-cells", dist)[1:] == ["import ot_cells: __version__ 0.1.0"]
-    assert release.install_check(mini, "ot-core", dist)[1:] == ["import ot_core: __version__ 0.2.0", "ot-core demo --quick"]
+    assert release.install_check(mini, "ot-core", dist)[1:] == [
+        "import ot_core: __version__ 0.2.0",
+        "ot-core demo --quick",
+    ]
 
     edit(mini / "packages/ot-core/src/ot_core/cli.py", 'print("demo ran")', "raise SystemExit(3)")
     release.build(mini, "ot-core", dist)
@@ -200,7 +218,11 @@ def test_wheel_metadata(dists, name):
         metadata = email.message_from_bytes(archive.read(f"{info}/METADATA"))
     assert f"{pkg.import_name}/__init__.py" in files
     assert f"{info}/licenses/LICENSE" in files
-    assert (metadata["Name"], metadata["Version"], metadata["License-Expression"]) == (name, pkg.version, "MIT")
+    assert (metadata["Name"], metadata["Version"], metadata["License-Expression"]) == (
+        name,
+        pkg.version,
+        "MIT",
+    )
     assert metadata["Description-Content-Type"] == "text/markdown"
     assert metadata.get_payload().strip() == pkg.readme.read_text().strip()
     requires = metadata.get_all("Requires-Dist") or []
@@ -215,7 +237,13 @@ def test_sdist_contents(dists, name):
     prefix = f"{pkg.dist_name}-{pkg.version}"
     with tarfile.open(sdist) as archive:
         files = set(archive.getnames())
-    expected = ["pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE", f"src/{pkg.import_name}/__init__.py"]
+    expected = [
+        "pyproject.toml",
+        "README.md",
+        "CHANGELOG.md",
+        "LICENSE",
+        f"src/{pkg.import_name}/__init__.py",
+    ]
     assert {f"{prefix}/{f}" for f in expected} <= files
 
 
