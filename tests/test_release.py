@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import release
-from monorepo import CORE, ROOT, load_packages, releases
+from monorepo import CORE, ROOT, load_packages, releases, tomllib
 
 PACKAGES = list(load_packages())
 INSTALL_CHECKED = [CORE, "ot-cells"]
@@ -125,11 +125,21 @@ def test_bumped(version, part, expected):
 
 def test_bump_retitles_an_unreleased_heading_and_keeps_check_green(mini):
     report = release.bump(mini, "ot-cells", "minor", lock=False)
-    assert report == ["ot-cells: 0.1.0 -> 0.2.0; edit the '## 0.2.0 (unreleased)' entries in CHANGELOG.md"]
+    assert report == [
+        "ot-cells: 0.1.0 -> 0.2.0; edit the '## 0.2.0 (unreleased)' entries in CHANGELOG.md",
+        "refresh the root README's package table: uv run tools/release.py table",
+    ]
     cells = load_packages(mini)["ot-cells"]
     assert cells.version == "0.2.0"
     assert [(r.version, r.date) for r in releases(cells.changelog.read_text())] == [("0.2.0", None)]
     assert release.check(mini, "ot-cells") == []
+
+
+def test_bump_updates_the_lock(mini):
+    subprocess.run(["uv", "lock", "--offline", "--quiet"], cwd=mini, check=True)
+    assert release.bump(mini, "ot-cells", "patch")[-1] == "uv.lock updated"
+    lock = tomllib.loads((mini / "uv.lock").read_text())
+    assert [p["version"] for p in lock["package"] if p["name"] == "ot-cells"] == ["0.1.1"]
 
 
 def test_bump_opens_a_heading_above_a_released_one(mini):
@@ -143,7 +153,7 @@ def test_bump_opens_a_heading_above_a_released_one(mini):
 def test_bump_of_core_reports_lagging_floors_without_editing_them(mini):
     cells_pyproject = (mini / "packages/ot-cells/pyproject.toml").read_text()
     report = release.bump(mini, "ot-core", "major", lock=False)
-    assert report[1:] == [
+    assert report[2:] == [
         "ot-cells requires ot-core>=0.1.0; raise the floor if it needs ot-core 1.0.0",
     ]
     assert (mini / "packages/ot-cells/pyproject.toml").read_text() == cells_pyproject

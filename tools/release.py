@@ -129,7 +129,8 @@ def bump(root: Path, name: str, part: str, *, lock: bool = True) -> list[str]:
     pyproject.write_text(with_version(pyproject.read_text(), new))
     pkg.changelog.write_text(with_heading(pkg.changelog.read_text(), new))
     report = [
-        f"{name}: {pkg.version} -> {new}; edit the '## {new} (unreleased)' entries in {pkg.changelog.name}"
+        f"{name}: {pkg.version} -> {new}; edit the '## {new} (unreleased)' entries in {pkg.changelog.name}",
+        "refresh the root README's package table: uv run tools/release.py table",
     ]
     if name == CORE:
         report += lagging_floors(packages, new)
