@@ -38,6 +38,8 @@ from packaging.version import InvalidVersion, Version
 
 PARTS = ("major", "minor", "patch")
 DEMO_TIMEOUT_S = 600
+EXPORT = ["uv", "export", "--frozen", "--no-dev", "--no-emit-workspace", "--no-hashes", "--no-header"]
+PIP_INSTALL = ["uv", "pip", "install", "--quiet"]
 TAG = re.compile(r"^(?P<package>[a-z0-9-]+)/v(?P<version>.+)$")
 
 
@@ -255,50 +257,39 @@ def has_quick_demo(script: str, cwd: Path) -> bool:
     return proc.returncode == 0 and "--quick" in proc.stdout
 
 
+def install_pinned(root: Path, name: str, venv: Path, wheels: list[Path]) -> None:
+    """Install ``wheels`` into ``venv``, their dependencies pinned as ``uv.lock`` pins them for ``name``."""
+    constraints = venv / "constraints.txt"
+    run([*EXPORT, "--package", name, "--output-file", str(constraints)], cwd=root)
+    run(
+        [
+            *PIP_INSTALL,
+            "--python",
+            str(venv / "bin" / "python"),
+            "--constraints",
+            str(constraints),
+            *map(str, wheels),
+        ]
+    )
+
+
 def install_check(root: Path, name: str, dist: Path) -> list[str]:
     """Install the wheel (plus the local ot-core wheel) in a fresh venv, pinned by uv.lock; import and run it.
 
     Builds missing wheels first. Returns what was run; raises ReleaseError on the first failure.
     """
     packages, pkg = package(root, name)
-    wheels = [
-        (artifacts(p, dist) or build(root, p.name, dist))[0]
-        for p in {pkg.name: pkg, CORE: packages[CORE]}.values()
-    ]
+    needed = [pkg] if name == CORE else [pkg, packages[CORE]]
+    wheels = [(artifacts(p, dist) or build(root, p.name, dist))[0] for p in needed]
     done = []
     with tempfile.TemporaryDirectory(prefix=f"install-check-{name}-") as tmp:
         tmp = Path(tmp)
-        venv = tmp / "venv"
-        python, bindir = venv / "bin" / "python", venv / "bin"
+        venv, bindir = tmp / "venv", tmp / "venv" / "bin"
         run(["uv", "venv", "--quiet", "--python", sys.executable, str(venv)])
-        constraints = tmp / "constraints.txt"
-        export = [
-            "uv",
-            "export",
-            "--frozen",
-            "--package",
-            name,
-            "--no-dev",
-            "--no-emit-workspace",
-            "--no-hashes",
-        ]
-        run([*export, "--no-header", "--no-annotate", "--output-file", str(constraints)], cwd=root)
-        run(
-            [
-                "uv",
-                "pip",
-                "install",
-                "--quiet",
-                "--python",
-                str(python),
-                "--constraints",
-                str(constraints),
-                *map(str, wheels),
-            ]
-        )
+        install_pinned(root, name, venv, wheels)
         done.append(f"installed {' '.join(w.name for w in wheels)} in a fresh venv (pins from uv.lock)")
         code = f"import {pkg.import_name} as m; print(m.__version__)"
-        version = run([str(python), "-c", code], cwd=tmp, env=clean_env()).strip()
+        version = run([str(bindir / "python"), "-c", code], cwd=tmp, env=clean_env()).strip()
         if version != pkg.version:
             raise ReleaseError(f"{pkg.import_name}.__version__ is {version!r}, expected {pkg.version!r}")
         done.append(f"import {pkg.import_name}: __version__ {version}")
