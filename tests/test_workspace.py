@@ -27,9 +27,13 @@ def test_member_has_release_files(name):
     assert "MIT License" in (pkg.path / "LICENSE").read_text()
 
 
+@pytest.fixture(scope="module")
+def lock() -> dict:
+    return tomllib.loads((ROOT / "uv.lock").read_text())
+
+
 @pytest.mark.parametrize("name", PACKAGES)
-def test_lock_records_the_pyproject_version(name):
-    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+def test_lock_records_the_pyproject_version(name, lock):
     (locked,) = [p["version"] for p in lock["package"] if p["name"] == name]
     assert locked == PACKAGES[name].version, "run `uv lock` after changing a version"
 
