@@ -108,7 +108,6 @@ class Release:
 
     version: str
     date: str | None
-    line: int
 
 
 def changelog_headings(text: str) -> list[tuple[int, str]]:
@@ -116,17 +115,17 @@ def changelog_headings(text: str) -> list[tuple[int, str]]:
     return [(i, line.rstrip()) for i, line in enumerate(text.splitlines()) if line.startswith("## ")]
 
 
-def parse_release(line: str, index: int) -> Release | None:
+def parse_release(line: str) -> Release | None:
     match = CHANGELOG_HEADING.match(line)
     if not match:
         return None
     date = None if match["date"] == "unreleased" else match["date"]
-    return Release(match["version"], date, index)
+    return Release(match["version"], date)
 
 
 def releases(text: str) -> list[Release]:
     """The well-formed release headings of a CHANGELOG, top first."""
-    parsed = (parse_release(line, i) for i, line in changelog_headings(text))
+    parsed = (parse_release(line) for _, line in changelog_headings(text))
     return [r for r in parsed if r is not None]
 
 

@@ -99,7 +99,7 @@ def with_heading(changelog: str, version: str) -> str:
     top = changelog_headings(changelog)[:1]
     if not top:
         lines += ["", heading]
-    elif (release := parse_release(top[0][1], top[0][0])) is not None and release.date is None:
+    elif (release := parse_release(top[0][1])) is not None and release.date is None:
         lines[top[0][0]] = heading
     else:
         lines[top[0][0] : top[0][0]] = [heading, ""]
@@ -152,7 +152,7 @@ def changelog_errors(pkg: Package, release: bool) -> list[str]:
     top = changelog_headings(pkg.changelog.read_text())[:1]
     if not top:
         return [f"{pkg.name}: CHANGELOG.md has no '## {pkg.version} (unreleased)' heading"]
-    heading = parse_release(top[0][1], top[0][0])
+    heading = parse_release(top[0][1])
     if heading is None:
         return [
             f"{pkg.name}: CHANGELOG heading {top[0][1]!r} is not '## X.Y.Z (unreleased)' or '## X.Y.Z (YYYY-MM-DD)'"
