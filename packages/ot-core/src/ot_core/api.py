@@ -209,6 +209,8 @@ def solve_sample(
 
     result = _solve(geom, wa, wb, opts, reg_scale, scale_cost, batched, (x, y, a, b), grad_fn)
     result.lazy_plan.target_points = yb.detach() if batched else yb[0].detach()
+    if result.reg is not None:
+        result.extra["target"] = (yb.detach(), torch.log(wb), cost_fn)
     return result
 
 
@@ -363,6 +365,13 @@ def _entropic(geom, wa, wb, log_a, log_b, eps, rho, opts: _Options, k) -> OTResu
             raise ValueError("method='semidual' solves semi-relaxed problems: pass unbalanced=(rho, inf)")
         out = semidual_semirelaxed(geom, log_a, log_b, eps, rho[0], log_prior=prior[0], max_iter=opts.max_iter,
                                    tol=opts.tol, check_every=opts.check_every, init=init[0])
+        if not out.converged and out.n_iter < opts.max_iter:
+            # L-BFGS stalls once the objective's changes fall below its rounding; Sinkhorn polishes the last digits
+            polished = sinkhorn(geom, log_a, log_b, eps, rho, log_prior=prior, max_iter=opts.max_iter - out.n_iter,
+                                tol=opts.tol, check_every=opts.check_every, init=(out.f, out.g))
+            polished.n_iter += out.n_iter
+            polished.errors = out.errors + polished.errors
+            out = polished
     else:
         start = float(geom.max_cost().max()) if opts.eps_schedule else eps
         stages = eps_stages(eps, opts.eps_schedule, opts.scaling, start)
