@@ -50,6 +50,7 @@ class _Options:
     grad: str
     value_convention: str
     num_iter_max: int
+    schedule_start: float | None = None  # first epsilon of eps_schedule (default: max C)
 
 
 def solve(
@@ -140,6 +141,7 @@ def solve_sample(
     precision: str = "ieee",
     center: bool = True,
     lengths=None,
+    eps_start: float | None = None,
     **kwargs,
 ) -> OTResult:
     """Solve OT between point clouds x (n, d) and y (m, d) (or batches (B, n, d), (B, m, d)).
@@ -149,6 +151,8 @@ def solve_sample(
     uses the fused CUDA kernels (squared Euclidean). ``center=True`` subtracts a common mean from x and y
     (exact for translation-invariant costs; it reduces cancellation in the dot-form kernels).
     ``lengths=(len_a, len_b)``: per-batch numbers of valid points for ragged batches (the rest is padding).
+    ``eps_start``: first epsilon of ``eps_schedule`` (default: GeomLoss's squared bounding-box diameter of both
+    clouds for squared-Euclidean costs, max C otherwise).
     Other keyword arguments are those of :func:`solve`. ``lazy_plan.barycentric_map()`` maps x onto y.
     """
     x = chk.as_tensor(x, "x")
@@ -183,6 +187,8 @@ def solve_sample(
     if kwargs:
         raise TypeError(f"solve_sample() got unexpected keyword arguments {sorted(kwargs)}")
     _check_marginals(wa, wb, opts)
+    if opts.eps_schedule is not None:
+        opts.schedule_start = eps_start if eps_start is not None else _diameter_eps(xb.detach(), yb.detach(), cost_fn)
 
     track = opts.grad == "unroll"
     xs, ys = (xb, yb) if track else (xb.detach(), yb.detach())
@@ -243,6 +249,17 @@ def _options(reg, reg_type, unbalanced, mass, prior, method, max_iter, tol, chec
             raise ValueError(f"prior[{side}] is set but that side is a hard marginal; priors act on relaxed sides")
     return _Options(reg, reg_type, rho, mass, tuple(prior), method, int(max_iter), float(tol), int(check_every),
                     updates, eps_schedule, float(scaling), init, grad, value_convention, int(num_iter_max))
+
+
+def _diameter_eps(x: torch.Tensor, y: torch.Tensor, cost: Cost) -> float | None:
+    """GeomLoss's first epsilon for squared-Euclidean costs: the squared diagonal of the bounding box of both
+    clouds (``half`` or not); None (-> max C) for other costs."""
+    from .costs import SqEuclidean
+
+    if not isinstance(cost, SqEuclidean):
+        return None
+    pts = torch.cat([x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])])
+    return float(((pts.amax(0) - pts.amin(0)) ** 2).sum())
 
 
 def _check_marginals(wa: torch.Tensor, wb: torch.Tensor, opts: _Options) -> None:
@@ -373,7 +390,9 @@ def _entropic(geom, wa, wb, log_a, log_b, eps, rho, opts: _Options, k) -> OTResu
             polished.errors = out.errors + polished.errors
             out = polished
     else:
-        start = float(geom.max_cost().max()) if opts.eps_schedule else eps
+        start = eps
+        if opts.eps_schedule:
+            start = opts.schedule_start * k if opts.schedule_start is not None else float(geom.max_cost().max())
         stages = eps_stages(eps, opts.eps_schedule, opts.scaling, start)
         max_iter = 1 if opts.eps_schedule == "geomloss" else opts.max_iter
         check_every = max_iter + 1 if opts.eps_schedule == "geomloss" else opts.check_every

@@ -31,12 +31,13 @@ def kappa(rho: float, eps: float) -> float:
 
 def eps_stages(eps: float, schedule: str | None, scaling: float, start: float) -> list[float]:
     """The epsilon values visited: ``[eps]`` without a schedule, else GeomLoss's geometric sequence
-    start, start * scaling^2, ... (blur halves for scaling = 0.5) down to eps (eps included once at the end)."""
+    start, start, start * scaling^2, ... (the blur halves for scaling = 0.5) down to eps, eps included once at the
+    end (``start`` appears twice, as in GeomLoss's ``epsilon_schedule``)."""
     if schedule is None or start <= eps:
         return [eps]
     if not 0 < scaling < 1:
         raise ValueError(f"scaling must be in (0, 1), got {scaling}")
-    stages, e = [], start
+    stages, e = [start], start
     while e > eps:
         stages.append(e)
         e *= scaling**2
