@@ -143,6 +143,14 @@ def test_tl_dot_path_pads_d_so_the_k_loop_runs_twice():
             assert D == d
 
 
+@pytest.mark.parametrize("D, use_dot, block_ks", [(32, True, {16}), (64, True, {16, 32}), (3, False, {16})])
+def test_autotune_pruning_keeps_the_k_loop_at_two_steps_or_more(D, use_dot, block_ks):
+    """Called as Triton's autotuner does: positional arguments in a dict, constexpr keywords as kwargs."""
+    kept = ts._prune(ts.gpu_configs(), {"n": 100}, D=D, USE_DOT=use_dot)
+    assert {c.kwargs["BLOCK_K"] for c in kept} == block_ks
+    assert all(D // c.kwargs["BLOCK_K"] >= 2 for c in kept if use_dot)
+
+
 def test_precision_is_validated():
     x, y, gen = make_points(1, 7, 7, 17, seed=1)
     bias, coef = shifted_bias(y, gen, eps=0.5)

@@ -44,9 +44,8 @@ MAX_BLOCK_V = 128
 
 
 # ----------------------------------------------------------------------------------------- autotuning
-def _configs() -> list[triton.Config]:
-    if INTERPRETED:  # one fixed config: the interpreter would otherwise run every config
-        return [triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 16})]
+def gpu_configs() -> list[triton.Config]:
+    """Tile shapes benchmarked by the autotuner on a GPU (spec 2.4-8), before pruning by :func:`_prune`."""
     tiles = [(64, 64, 4, 2), (64, 64, 4, 3), (64, 128, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3),
              (128, 128, 8, 2), (128, 128, 8, 3), (128, 32, 4, 3), (32, 64, 4, 2)]
     return [
@@ -56,11 +55,18 @@ def _configs() -> list[triton.Config]:
     ]
 
 
+def _configs() -> list[triton.Config]:
+    if INTERPRETED:  # one fixed config: the interpreter would otherwise run every config
+        return [triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 16})]
+    return gpu_configs()
+
+
 def _prune(configs, named_args, **kwargs):
     """Spec 2.4-6: BLOCK_K = 16, or 32 when the padded d >= 64, so the K loop runs >= 2 times; BLOCK_K is
-    unused by the register kernel (keep one copy of each tile shape)."""
-    d = named_args["D"]
-    use_dot = named_args["USE_DOT"]
+    unused by the register kernel (keep one copy of each tile shape). Triton passes positional arguments in
+    ``named_args`` and keyword arguments (here D and USE_DOT) in ``kwargs``."""
+    args = {**named_args, **kwargs}
+    d, use_dot = args["D"], args["USE_DOT"]
     keep = [c for c in configs if c.kwargs["BLOCK_K"] == 16 or (use_dot and d >= 64)]
     return keep or configs[:1]
 
@@ -209,7 +215,7 @@ def lse_dot(x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor, coef: float, p
         xs, ys, bias2, out, n, m, float(coef) * LOG2E,
         *xs.stride(), *ys.stride(), *bias2.stride(), *out.stride(),
         triton.next_power_of_2(n), triton.next_power_of_2(m),
-        D=D, USE_DOT=use_dot, PRECISION=precision,
+        D=D, USE_DOT=use_dot, PRECISION=precision if use_dot else "ieee",  # one compile for the register kernel
     )
     return out.to(x.dtype)
 
