@@ -18,7 +18,8 @@ skipped with the reason in the table. Writes bench_gpu.json, bench_gpu.md and be
     uv run python packages/ot-core/benchmarks/bench_gpu.py --smoke --out /tmp/bench   # CPU, Triton interpreter
 
 FlashSinkhorn is not in the lock (its unconditional triton requirement breaks the universal lock on macOS);
-install the wheel carried next to this script: ``uv pip install packages/ot-core/benchmarks/wheels/*.whl``.
+install the wheel carried next to this script (``uv run`` keeps it installed):
+``uv pip install --no-deps packages/ot-core/benchmarks/wheels/flash_sinkhorn-0.4.1-py3-none-any.whl``.
 """
 
 from __future__ import annotations
