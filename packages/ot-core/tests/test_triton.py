@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -149,6 +150,9 @@ def test_autotune_pruning_keeps_the_k_loop_at_two_steps_or_more(D, use_dot, bloc
     kept = ts._prune(ts.gpu_configs(), {"n": 100}, D=D, USE_DOT=use_dot)
     assert {c.kwargs["BLOCK_K"] for c in kept} == block_ks
     assert all(D // c.kwargs["BLOCK_K"] >= 2 for c in kept if use_dot)
+    assert all(c.kwargs["BLOCK_M"] == 32 * c.num_warps for c in kept if not use_dot)  # one thread per row
+    kept_apply = ts._prune_apply(ts.gpu_configs(), {"n": 100}, D=D, USE_DOT=use_dot)
+    assert {c.kwargs["BLOCK_K"] for c in kept_apply} == block_ks
 
 
 def test_precision_is_validated():
@@ -283,6 +287,18 @@ def test_allow_tf32_selects_the_triton_tf32_path():
 def test_auto_uses_the_torch_backends_on_cpu():
     x, y, _ = make_points(1, 20, 20, 2, seed=0)
     assert otc.solve_sample(x[0], y[0], reg=0.1).backend in ("dense", "chunked")
+
+
+def test_kernels_compile_for_an_h200_without_a_gpu():
+    """The interpreter never runs the GPU compiler: compile the LSE kernel (register path, and tl.dot at d = 64
+    in every precision; first autotune config) for sm_90 with Triton's bundled ptxas, without the interpreter."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "compile_kernels.py"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_DEFAULT_FP_FUSION"] = "1"
+    proc = subprocess.run([sys.executable, str(script), "--quick", "--kernels", "lse", "--dims", "2", "64"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("BLOCK_M/N/K") == 4 and "all configs compiled" in proc.stdout
 
 
 def test_triton_on_cpu_without_interpreter_raises_a_clear_error():

@@ -39,15 +39,17 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 LOG2E = 1.0 / math.log(2.0)
 #: largest d handled by the register kernel; above it the tl.dot kernel runs on host-padded coordinates.
 REGISTER_MAX_D = 8
-#: columns of V handled by one program of the plan-application kernel (more go to grid axis 2).
-MAX_BLOCK_V = 128
+#: columns of V handled by one program of the plan-application kernel (more go to grid axis 2, each
+#: recomputing the scores); 64 or more make the fp32 P @ V accumulator spill registers.
+MAX_BLOCK_V = 32
 
 
 # ----------------------------------------------------------------------------------------- autotuning
 def gpu_configs() -> list[triton.Config]:
     """Tile shapes benchmarked by the autotuner on a GPU (spec 2.4-8), before pruning by :func:`_prune`."""
     tiles = [(64, 64, 4, 2), (64, 64, 4, 3), (64, 128, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3),
-             (128, 128, 8, 2), (128, 128, 8, 3), (128, 32, 4, 3), (32, 64, 4, 2)]
+             (128, 128, 8, 2), (128, 128, 8, 3), (128, 32, 4, 3), (32, 64, 4, 2),
+             (128, 128, 4, 3), (256, 64, 8, 3), (256, 32, 8, 2)]
     return [
         triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
         for bm, bn, w, s in tiles
@@ -62,12 +64,26 @@ def _configs() -> list[triton.Config]:
 
 
 def _prune(configs, named_args, **kwargs):
-    """Spec 2.4-6: BLOCK_K = 16, or 32 when the padded d >= 64, so the K loop runs >= 2 times; BLOCK_K is
-    unused by the register kernel (keep one copy of each tile shape). Triton passes positional arguments in
-    ``named_args`` and keyword arguments (here D and USE_DOT) in ``kwargs``."""
+    """tl.dot kernel (spec 2.4-6): BLOCK_K = 16, or 32 when the padded d >= 64, so the K loop runs >= 2 times;
+    BLOCK_M <= 128. Register kernel: BLOCK_M = 32 x num_warps, so each thread owns whole score rows and the
+    row reductions need no shuffles; BLOCK_K is unused there (one copy of each tile). Triton passes positional
+    arguments in ``named_args`` and keyword arguments (here D and USE_DOT) in ``kwargs``."""
     args = {**named_args, **kwargs}
     d, use_dot = args["D"], args["USE_DOT"]
-    keep = [c for c in configs if c.kwargs["BLOCK_K"] == 16 or (use_dot and d >= 64)]
+    if use_dot:
+        keep = [c for c in configs if c.kwargs["BLOCK_M"] <= 128 and (c.kwargs["BLOCK_K"] == 16 or d >= 64)]
+    else:
+        keep = [c for c in configs if c.kwargs["BLOCK_K"] == 16 and c.kwargs["BLOCK_M"] == 32 * c.num_warps]
+    return keep or configs[:1]
+
+
+def _prune_apply(configs, named_args, **kwargs):
+    """Plan application: the tl.dot rule of :func:`_prune` for the scores; any tile with BLOCK_M <= 128 for
+    the register path (its (BLOCK_M, BLOCK_N) tile feeds tl.dot(p, V), so threads need not own whole rows)."""
+    args = {**named_args, **kwargs}
+    if args["USE_DOT"]:
+        return _prune(configs, named_args, **kwargs)
+    keep = [c for c in configs if c.kwargs["BLOCK_K"] == 16 and c.kwargs["BLOCK_M"] <= 128]
     return keep or configs[:1]
 
 
@@ -79,7 +95,7 @@ _KEY = ["D", "USE_DOT", "PRECISION", "n_bucket", "m_bucket"]
 def _tile_dots(x_base, y_base, offs_m, offs_n, mask_m, mask_n, sxn, sxk, syn, syk,
                D: tl.constexpr, USE_DOT: tl.constexpr, PRECISION: tl.constexpr,
                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    """x_i.y_j for one (BLOCK_M, BLOCK_N) tile, fp32."""
+    """x_i.y_j for one (BLOCK_M, BLOCK_N) tile, fp32: tl.dot over BLOCK_K slices, or FMAs for small d."""
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     if USE_DOT:
         for k0 in range(0, D, BLOCK_K):  # D is padded to a multiple of BLOCK_K, >= 2 * BLOCK_K
@@ -96,10 +112,31 @@ def _tile_dots(x_base, y_base, offs_m, offs_n, mask_m, mask_n, sxn, sxk, syn, sy
 
 
 @triton.jit
-def _safe_max(run_max, z):
-    """New running max per row and a finite copy of it (0 where the row has seen only -inf)."""
-    new_max = tl.maximum(run_max, tl.max(z, axis=1))
+def _register_dots_t(x_base, y_base, offs_m, offs_n, mask_m, mask_n, sxn, sxk, syn, syk,
+                     D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """x_i.y_j for one tile stored transposed, (BLOCK_N, BLOCK_M), fp32 FMAs: Triton lays the threads along
+    the last axis, so each thread owns whole columns i and reductions over j stay inside the thread."""
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    for k in tl.static_range(D):
+        xk = tl.load(x_base + offs_m * sxn + k * sxk, mask=mask_m, other=0.0)
+        yk = tl.load(y_base + offs_n * syn + k * syk, mask=mask_n, other=0.0)
+        acc += yk[:, None] * xk[None, :]
+    return acc
+
+
+@triton.jit
+def _safe_max(run_max, z, AXIS: tl.constexpr):
+    """New running max over AXIS of z and a finite copy of it (0 where only -inf has been seen)."""
+    new_max = tl.maximum(run_max, tl.max(z, axis=AXIS))
     return new_max, tl.where(new_max == float("-inf"), 0.0, new_max)
+
+
+@triton.jit
+def _online_lse(run_max, run_sum, z, AXIS: tl.constexpr):
+    """Fold one tile of base-2 scores z into the running max and rescaled sum along AXIS."""
+    new_max, shift = _safe_max(run_max, z, AXIS)
+    p = tl.exp2(z - tl.expand_dims(shift, AXIS))
+    return new_max, run_sum * tl.exp2(run_max - shift) + tl.sum(p, axis=AXIS)
 
 
 @triton.autotune(configs=_configs(), key=_KEY, prune_configs_by={"early_config_prune": _prune})
@@ -119,18 +156,20 @@ def _lse_kernel(X, Y, BIAS, OUT, n, m, coef2,
     for n0 in range(0, m, BLOCK_N):
         offs_n = n0 + tl.arange(0, BLOCK_N)
         mask_n = offs_n < m
-        dots = _tile_dots(x_base, y_base, offs_m, offs_n, mask_m, mask_n, sxn, sxk, syn, syk,
-                          D, USE_DOT, PRECISION, BLOCK_M, BLOCK_N, BLOCK_K)
         bias = tl.load(BIAS + pid_b * sbb + offs_n * sbn, mask=mask_n, other=float("-inf"))
-        z = dots * coef2 + bias[None, :]
-        new_max, shift = _safe_max(run_max, z)
-        run_sum = run_sum * tl.exp2(run_max - shift) + tl.sum(tl.exp2(z - shift[:, None]), axis=1)
-        run_max = new_max
+        if USE_DOT:  # (BLOCK_M, BLOCK_N) tile in the MMA layout: reduce over axis 1
+            z = _tile_dots(x_base, y_base, offs_m, offs_n, mask_m, mask_n, sxn, sxk, syn, syk,
+                           D, USE_DOT, PRECISION, BLOCK_M, BLOCK_N, BLOCK_K) * coef2 + bias[None, :]
+            run_max, run_sum = _online_lse(run_max, run_sum, z, 1)
+        else:  # transposed (BLOCK_N, BLOCK_M) tile: reduce over axis 0, inside each thread
+            z = _register_dots_t(x_base, y_base, offs_m, offs_n, mask_m, mask_n, sxn, sxk, syn, syk,
+                                 D, BLOCK_M, BLOCK_N) * coef2 + bias[:, None]
+            run_max, run_sum = _online_lse(run_max, run_sum, z, 0)
     lse2 = run_max + tl.log2(run_sum)  # -inf (not NaN) when every column had weight zero
     tl.store(OUT + pid_b * sob + offs_m * son, lse2 * 0.6931471805599453, mask=mask_m)
 
 
-@triton.autotune(configs=_configs(), key=_KEY + ["BLOCK_V"], prune_configs_by={"early_config_prune": _prune})
+@triton.autotune(configs=_configs(), key=_KEY + ["BLOCK_V"], prune_configs_by={"early_config_prune": _prune_apply})
 @triton.jit
 def _apply_kernel(X, Y, ROW_BIAS, COL_BIAS, V, OUT, n, m, k, coef2,
                   sxb, sxn, sxk, syb, syn, syk, srb, srn, scb, scn, svb, svn, svk, sob, son, sok,
@@ -157,7 +196,7 @@ def _apply_kernel(X, Y, ROW_BIAS, COL_BIAS, V, OUT, n, m, k, coef2,
                           D, USE_DOT, PRECISION, BLOCK_M, BLOCK_N, BLOCK_K)
         col_bias = tl.load(COL_BIAS + pid_b * scb + offs_n * scn, mask=mask_n, other=float("-inf"))
         z = dots * coef2 + col_bias[None, :] + row_bias[:, None]
-        new_max, shift = _safe_max(run_max, z)
+        new_max, shift = _safe_max(run_max, z, 1)
         p = tl.exp2(z - shift[:, None])
         vt = tl.load(V + pid_b * svb + offs_n[:, None] * svn + offs_v[None, :] * svk,
                      mask=mask_n[:, None] & mask_v[None, :], other=0.0)
@@ -178,13 +217,15 @@ def check_precision(precision: str) -> str:
 
 
 def _points(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
-    """fp32 coordinates for the kernels, (x, y, D, use_dot): d as is for the register kernel, else
-    zero-padded to a multiple of 16 and >= 32 (2.4-6)."""
+    """fp32 coordinates for the kernels, (x, y, D, use_dot). Register kernel: d as is, stored coordinate-major
+    (a (B, n, d) view of (B, d, n) memory) so that one coordinate of a block of points is one vector load.
+    tl.dot kernel: row-major, d zero-padded to a multiple of 16 and >= 32 (2.4-6)."""
     if x.dim() != 3 or y.dim() != 3 or x.shape[0] != y.shape[0] or x.shape[2] != y.shape[2]:
         raise ValueError(f"x, y must have shapes (B, n, d), (B, m, d); got {tuple(x.shape)}, {tuple(y.shape)}")
     d = x.shape[2]
     x, y = x.detach().float(), y.detach().float()
     if d <= REGISTER_MAX_D:
+        x, y = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (x, y))
         return x, y, d, False
     padded = max(32, 16 * triton.cdiv(d, 16))
     if padded != d:
