@@ -10,7 +10,9 @@ Inside, everything runs in base 2 (``exp2``; the host multiplies coef and the bi
 max and a rescaled running sum, accumulated in fp32 whatever the input dtype. Rows are tiled on grid axis 0,
 the batch is grid axis 1 (axis 2 splits the columns of V). Scores x_i.y_j come from
 
-* a register kernel for d <= 8: sum_k x_ik y_jk in a static loop of fp32 FMAs (no tensor cores, no padding);
+* a register kernel for d <= 8: sum_k x_ik y_jk in a static loop of fp32 FMAs (no tensor cores, no padding)
+  on coordinate-major points; the softmin tile is built transposed so that each thread owns whole rows and
+  the online max and sum need no warp shuffles;
 * a ``tl.dot`` kernel for d > 8: d is zero-padded on the host to a multiple of 16 and at least 32 so that the
   K loop always runs at least twice (spec 2.4-6: Triton miscompiles a single K step), ``precision`` picks
   strict fp32 ("ieee", default), 3-pass TF32 ("tf32x3") or TF32 ("tf32").
