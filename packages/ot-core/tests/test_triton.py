@@ -144,15 +144,14 @@ def test_tl_dot_path_pads_d_so_the_k_loop_runs_twice():
             assert D == d
 
 
-@pytest.mark.parametrize("D, use_dot, block_ks", [(32, True, {16}), (64, True, {16, 32}), (3, False, {16})])
-def test_autotune_pruning_keeps_the_k_loop_at_two_steps_or_more(D, use_dot, block_ks):
+@pytest.mark.parametrize("D, use_dot, block_k", [(32, True, 16), (48, True, 16), (64, True, 32), (3, False, 16)])
+def test_autotune_pruning_keeps_the_k_loop_at_two_steps_or_more(D, use_dot, block_k):
     """Called as Triton's autotuner does: positional arguments in a dict, constexpr keywords as kwargs."""
-    kept = ts._prune(ts.gpu_configs(), {"n": 100}, D=D, USE_DOT=use_dot)
-    assert {c.kwargs["BLOCK_K"] for c in kept} == block_ks
-    assert all(D // c.kwargs["BLOCK_K"] >= 2 for c in kept if use_dot)
-    assert all(c.kwargs["BLOCK_M"] == 32 * c.num_warps for c in kept if not use_dot)  # one thread per row
-    kept_apply = ts._prune_apply(ts.gpu_configs(), {"n": 100}, D=D, USE_DOT=use_dot)
-    assert {c.kwargs["BLOCK_K"] for c in kept_apply} == block_ks
+    for prune, register_tiles in ((ts._prune, ts.REGISTER_LSE_TILES), (ts._prune_apply, ts.REGISTER_APPLY_TILES)):
+        kept = prune(ts.gpu_configs(), {"n": 100}, D=D, USE_DOT=use_dot)
+        assert {c.kwargs["BLOCK_K"] for c in kept} == {block_k} and (D // block_k >= 2 or not use_dot)
+        assert {ts._tile(c) for c in kept} == set(ts.DOT_TILES if use_dot else register_tiles)
+    assert all(bm == 32 * warps for bm, _, warps, _ in ts.REGISTER_LSE_TILES)  # one thread per row
 
 
 def test_precision_is_validated():

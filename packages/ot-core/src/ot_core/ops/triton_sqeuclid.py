@@ -47,11 +47,20 @@ MAX_BLOCK_V = 32
 
 
 # ----------------------------------------------------------------------------------------- autotuning
+# (BLOCK_M, BLOCK_N, num_warps, num_stages) candidates per kernel path (spec 2.4-8), chosen from the register
+# and spill counts of compile_kernels.py for sm_90 (each candidate costs a compilation at the first call):
+#: tl.dot scores (d > 8), LSE and plan application
+DOT_TILES = ((64, 64, 4, 2), (64, 64, 4, 3), (64, 128, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 2),
+             (128, 32, 4, 3), (32, 64, 4, 2))
+#: register LSE (d <= 8): BLOCK_M = 32 x num_warps, so each thread owns whole rows of the transposed tile
+REGISTER_LSE_TILES = ((128, 32, 4, 3), (128, 64, 4, 3), (128, 128, 4, 3), (256, 32, 8, 2), (256, 64, 8, 3))
+#: register plan application (d <= 8): its tl.dot(p, V) in the FMA layout spills above 2048 scores per tile
+REGISTER_APPLY_TILES = ((32, 32, 4, 2), (64, 32, 4, 2), (32, 64, 4, 2))
+
+
 def gpu_configs() -> list[triton.Config]:
-    """Tile shapes benchmarked by the autotuner on a GPU (spec 2.4-8), before pruning by :func:`_prune`."""
-    tiles = [(64, 64, 4, 2), (64, 64, 4, 3), (64, 128, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3),
-             (128, 128, 8, 2), (128, 128, 8, 3), (128, 32, 4, 3), (32, 64, 4, 2),
-             (128, 128, 4, 3), (256, 64, 8, 3), (256, 32, 8, 2)]
+    """Every candidate config of every path, BLOCK_K in {16, 32}; :func:`_prune` picks a path's share."""
+    tiles = dict.fromkeys(DOT_TILES + REGISTER_LSE_TILES + REGISTER_APPLY_TILES)
     return [
         triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
         for bm, bn, w, s in tiles
@@ -65,28 +74,29 @@ def _configs() -> list[triton.Config]:
     return gpu_configs()
 
 
-def _prune(configs, named_args, **kwargs):
-    """tl.dot kernel (spec 2.4-6): BLOCK_K = 16, or 32 when the padded d >= 64, so the K loop runs >= 2 times;
-    BLOCK_M <= 128. Register kernel: BLOCK_M = 32 x num_warps, so each thread owns whole score rows and the
-    row reductions need no shuffles; BLOCK_K is unused there (one copy of each tile). Triton passes positional
-    arguments in ``named_args`` and keyword arguments (here D and USE_DOT) in ``kwargs``."""
+def _tile(config: triton.Config) -> tuple[int, int, int, int]:
+    return config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"], config.num_warps, config.num_stages
+
+
+def _select(configs, named_args, kwargs, register_tiles):
+    """tl.dot path: DOT_TILES with BLOCK_K = 16, or 32 when the padded d >= 64, so that the K loop runs at
+    least twice (spec 2.4-6). Register path: ``register_tiles`` (BLOCK_K unused, kept at 16). Triton passes
+    positional arguments in ``named_args`` and keyword arguments (here D and USE_DOT) in ``kwargs``."""
     args = {**named_args, **kwargs}
-    d, use_dot = args["D"], args["USE_DOT"]
-    if use_dot:
-        keep = [c for c in configs if c.kwargs["BLOCK_M"] <= 128 and (c.kwargs["BLOCK_K"] == 16 or d >= 64)]
+    if args["USE_DOT"]:
+        block_k = 32 if args["D"] >= 64 else 16
+        keep = [c for c in configs if _tile(c) in DOT_TILES and c.kwargs["BLOCK_K"] == block_k]
     else:
-        keep = [c for c in configs if c.kwargs["BLOCK_K"] == 16 and c.kwargs["BLOCK_M"] == 32 * c.num_warps]
+        keep = [c for c in configs if _tile(c) in register_tiles and c.kwargs["BLOCK_K"] == 16]
     return keep or configs[:1]
+
+
+def _prune(configs, named_args, **kwargs):
+    return _select(configs, named_args, kwargs, REGISTER_LSE_TILES)
 
 
 def _prune_apply(configs, named_args, **kwargs):
-    """Plan application: the tl.dot rule of :func:`_prune` for the scores; any tile with BLOCK_M <= 128 for
-    the register path (its (BLOCK_M, BLOCK_N) tile feeds tl.dot(p, V), so threads need not own whole rows)."""
-    args = {**named_args, **kwargs}
-    if args["USE_DOT"]:
-        return _prune(configs, named_args, **kwargs)
-    keep = [c for c in configs if c.kwargs["BLOCK_K"] == 16 and c.kwargs["BLOCK_M"] <= 128]
-    return keep or configs[:1]
+    return _select(configs, named_args, kwargs, REGISTER_APPLY_TILES)
 
 
 _KEY = ["D", "USE_DOT", "PRECISION", "n_bucket", "m_bucket"]
