@@ -210,7 +210,7 @@ def check_potentials(tri, chk, center):
 @pytest.mark.parametrize("n, m, d", [(1, 33, 2), (7, 1, 17), (33, 64, 3), (64, 48, 16), (48, 64, 64), (300, 7, 2)])
 def test_balanced_matches_chunked(n, m, d):
     x, y, _ = make_points(1, n, m, d, seed=n + m + d)
-    (tri, *_), (chk, *_) = solve_both(x[0], y[0], reg=0.05, max_iter=30)
+    (tri, *_), (chk, *_) = solve_both(x[0], y[0], reg=0.05, max_iter=20)
     check_potentials(tri, chk, center=True)
     for r_tri, r_chk in zip(tri.marginals, chk.marginals):  # P 1 and P^T 1 through the plan-apply kernel
         assert_close(r_tri, r_chk, rtol=GRAD_RTOL)
@@ -219,7 +219,7 @@ def test_balanced_matches_chunked(n, m, d):
 @pytest.mark.parametrize("n, m, d, rho", [(33, 64, 2, (1.0, INF)), (64, 33, 17, (INF, 0.5)), (40, 50, 64, (1.0, 2.0))])
 def test_unbalanced_and_semirelaxed_match_chunked(n, m, d, rho):
     x, y, _ = make_points(1, n, m, d, seed=n * m + d)
-    (tri, *_), (chk, *_) = solve_both(x[0], y[0], reg=0.05, unbalanced=rho, max_iter=30)
+    (tri, *_), (chk, *_) = solve_both(x[0], y[0], reg=0.05, unbalanced=rho, max_iter=20)
     check_potentials(tri, chk, center=False)
     if math.isinf(rho[1]):  # the hard side is exact
         assert_close(tri.marginals[1], torch.full((m,), 1.0 / m, device=DEVICE), rtol=1e-4)
@@ -228,7 +228,7 @@ def test_unbalanced_and_semirelaxed_match_chunked(n, m, d, rho):
 @pytest.mark.parametrize("n, m, d", [(33, 64, 3), (64, 40, 33)])
 def test_partial_matches_chunked(n, m, d):
     x, y, _ = make_points(1, n, m, d, seed=n + 2 * m + d)
-    (tri, *_), (chk, *_) = solve_both(x[0], y[0], reg=0.05, mass=0.6, max_iter=30)
+    (tri, *_), (chk, *_) = solve_both(x[0], y[0], reg=0.05, mass=0.6, max_iter=20)
     check_potentials(tri, chk, center=False)
     assert abs(float(tri.lazy_plan.row_sums().sum()) - 0.6) < 1e-5
 
@@ -236,7 +236,7 @@ def test_partial_matches_chunked(n, m, d):
 def test_batched_ragged_lengths_match_chunked():
     x, y, _ = make_points(3, 40, 40, 17, seed=21)
     lengths = ([40, 25, 7], [33, 40, 12])
-    (tri, *_), (chk, *_) = solve_both(x, y, reg=0.05, lengths=lengths, max_iter=30)
+    (tri, *_), (chk, *_) = solve_both(x, y, reg=0.05, lengths=lengths, max_iter=20)
     for b, (la, lb) in enumerate(zip(*lengths)):
         assert_close(tri.f[b, :la], chk.f[b, :la], center=True)
         assert_close(tri.g[b, :lb], chk.g[b, :lb], center=True)
@@ -249,7 +249,7 @@ def test_batched_zero_weights_match_chunked():
     b = torch.rand(2, 45, generator=gen)
     a[0, :10], b[1, 5:30] = 0, 0
     a, b = (a / a.sum(-1, keepdim=True)).to(DEVICE), (b / b.sum(-1, keepdim=True)).to(DEVICE)
-    (tri, *_), (chk, *_) = solve_both(x, y, a=a, b=b, reg=0.05, max_iter=30)
+    (tri, *_), (chk, *_) = solve_both(x, y, a=a, b=b, reg=0.05, max_iter=20)
     assert_close(tri.value, chk.value)
     plan_t, plan_c = tri.plan, chk.plan
     assert_close(plan_t, plan_c, rtol=GRAD_RTOL)
@@ -268,7 +268,7 @@ def test_symmetric_updates_of_the_divergence_match_chunked():
 @pytest.mark.parametrize("d", (2, 17))
 def test_envelope_gradients_in_x_and_y_match_chunked(d, kw):
     x, y, _ = make_points(1, 40, 33, d, seed=d)
-    (tri, gx_t, gy_t), (chk, gx_c, gy_c) = solve_both(x[0], y[0], grads=True, reg=0.05, max_iter=30, **kw)
+    (tri, gx_t, gy_t), (chk, gx_c, gy_c) = solve_both(x[0], y[0], grads=True, reg=0.05, max_iter=20, **kw)
     assert_close(gx_t, gx_c, rtol=GRAD_RTOL)
     assert_close(gy_t, gy_c, rtol=GRAD_RTOL)
     bary = tri.lazy_plan.barycentric_map()
