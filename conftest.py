@@ -2,7 +2,8 @@
 
 Triton picks its CPU interpreter when a kernel is defined, i.e. when ``ot_core.ops.triton_sqeuclid`` is first
 imported, so ``TRITON_INTERPRET=1`` has to be in the environment before collection: set it here when no CUDA
-device is present (an explicit TRITON_INTERPRET in the environment wins). The Triton tests then run on the CPU.
+device is present (an explicit TRITON_INTERPRET in the environment wins). The Triton tests then run on the
+CPU.
 """
 
 import os

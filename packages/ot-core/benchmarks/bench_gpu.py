@@ -2,10 +2,11 @@
 
 One run does two things:
 
-1. correctness: at n = m = ``--check-n`` and every d, ot-core Triton (strict fp32 and TF32) runs a fixed number of
-   balanced Sinkhorn iterations next to the chunked torch backend in float64 (the reference), and the potentials
-   (up to their constant) and the envelope gradient in x are compared (spec 5.3: fp32 rtol 1e-4, TF32 1e-2);
-2. timing: at n = m in ``--sizes`` and d in ``--dims``, time per Sinkhorn iteration and peak extra GPU memory of
+1. correctness: at n = m = ``--check-n`` and every d, ot-core Triton (strict fp32 and TF32) runs a fixed
+   number of balanced Sinkhorn iterations next to the chunked torch backend in float64 (the reference), and
+   the potentials (up to their constant) and the envelope gradient in x are compared (spec 5.3: fp32 rtol
+   1e-4, TF32 1e-2);
+2. timing: at n = m in ``--sizes`` and d in ``--dims``, time per Sinkhorn iteration and peak extra memory of
    ot-core Triton (fp32, TF32), ot-core chunked torch, POT's torch backend (dense ``sinkhorn_log``), GeomLoss
    (``backend="online"`` when KeOps compiles, else ``"tensorized"``) and FlashSinkhorn (fp32, TF32), with the
    fraction of the physical floor of spec 5.5 (H200 figures: exp-bound ~5 ms per iteration at n = m = 1e5).
@@ -15,7 +16,7 @@ autotuning), so set-up costs cancel. Competitors that are not importable (or fai
 skipped with the reason in the table. Writes bench_gpu.json, bench_gpu.md and bench_gpu.png under ``--out``.
 
     uv run python packages/ot-core/benchmarks/bench_gpu.py --out out/bench_gpu
-    uv run python packages/ot-core/benchmarks/bench_gpu.py --smoke --out /tmp/bench   # CPU, Triton interpreter
+    uv run python packages/ot-core/benchmarks/bench_gpu.py --smoke --out /tmp/bench  # CPU, interpreter
 
 FlashSinkhorn is not in the lock (its unconditional triton requirement breaks the universal lock on macOS);
 install the wheel carried next to this script (``uv run`` keeps it installed):
@@ -32,9 +33,9 @@ import platform
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 # spec 5.5, H200: exp units (132 SMs x 16 ex2/clk x 1.9 GHz), fp32 SIMT FMA and TF32 tensor-core rates
 EXP_PER_S = 4.0e12
@@ -214,7 +215,8 @@ def time_all(report: Report, sizes, dims, iters, reg, device, on_gpu, geomloss_b
                 except torch.cuda.OutOfMemoryError:
                     row.note = "out of memory"
                 except Exception as err:  # a competitor failing must not end the run; say why
-                    row.note = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
+                    first_line = str(err).splitlines()[0][:120] if str(err) else ""
+                    row.note = f"failed: {type(err).__name__}: {first_line}"
                 if on_gpu:
                     torch.cuda.empty_cache()
                 report.rows.append(row)
@@ -257,7 +259,8 @@ def _fmt(v, spec):
 
 def _row_line(r: Row) -> str:
     return (f"| {r.n:,} | {r.d} | {r.method} | {r.precision} | {_fmt(r.ms_per_iter, '.3f')} | "
-            f"{_fmt(r.peak_mib, '.0f')} | {_fmt(r.floor_ms, '.3f')} | {_fmt(r.floor_fraction, '.2f')} | {r.note} |")
+            f"{_fmt(r.peak_mib, '.0f')} | {_fmt(r.floor_ms, '.3f')} | {_fmt(r.floor_fraction, '.2f')} | "
+            f"{r.note} |")
 
 
 def markdown(report: Report) -> str:
@@ -277,8 +280,8 @@ def markdown(report: Report) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row_line(r) for r in report.rows]
-    lines += ["", "Floor (spec 5.5, H200): max(exp 2nm / 4.0e12 /s, dot 4nmd / rate), rate 67 TFLOP/s fp32, "
-              "395 TF32; floor / time = 1 is the physical limit."]
+    lines += ["", ("Floor (spec 5.5, H200): max(exp 2nm / 4.0e12 /s, dot 4nmd / rate), rate 67 TFLOP/s fp32, "
+                   "395 TF32; floor / time = 1 is the physical limit.")]
     return "\n".join(lines) + "\n"
 
 
@@ -320,14 +323,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 100_000], help="n = m values")
     p.add_argument("--dims", type=int, nargs="+", default=[2, 16, 64], help="dimensions d")
-    p.add_argument("--iters", type=int, default=40, help="iterations of the long timed run (the short one: 1/4)")
+    p.add_argument("--iters", type=int, default=40, help="iterations of the long timed run (short: 1/4)")
     p.add_argument("--reg", type=float, default=0.05, help="epsilon (cost |x - y|^2, points with |x|^2 ~ 1)")
     p.add_argument("--check-n", type=int, default=8192, help="n = m of the float64 correctness check")
     p.add_argument("--check-iters", type=int, default=50, help="Sinkhorn iterations of the correctness check")
-    p.add_argument("--only", nargs="*", default=None, help="time only methods whose name contains one of these")
+    p.add_argument("--only", nargs="*", default=None, help="time only the methods whose names contain these")
     p.add_argument("--out", type=Path, default=Path("out/bench_gpu"), help="output folder")
     p.add_argument("--smoke", action="store_true",
-                   help="tiny sizes on the CPU under the Triton interpreter (tests this script, times nothing real)")
+                   help="tiny sizes on the CPU, Triton interpreter (tests the script, times nothing)")
     args = p.parse_args(argv)
     if args.smoke:
         args.sizes, args.dims, args.iters, args.check_n, args.check_iters = [32], [17], 4, 32, 5
@@ -348,8 +351,8 @@ def main(argv=None) -> int:
     import triton
 
     env = {
-        "device": torch.cuda.get_device_name() if on_gpu else f"CPU ({platform.processor() or platform.machine()}), "
-        "Triton interpreter",
+        "device": (torch.cuda.get_device_name() if on_gpu
+                   else f"CPU ({platform.processor() or platform.machine()}), Triton interpreter"),
         "torch": torch.__version__,
         "triton": triton.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M"),

@@ -27,7 +27,8 @@ APPLY_BLOCK_V = (16, 32)  # k = 1 (marginals) and k = d + 1 (gradients; wider V 
 
 def unit_strides(kernel_name: str, use_dot: bool) -> set[str]:
     """Stride arguments equal to 1 for the host layouts of triton_sqeuclid (the JIT makes them constants)."""
-    points = {"sxk", "syk"} if use_dot else {"sxn", "syn"}  # row-major (tl.dot) or coordinate-major (register)
+    # row-major points (tl.dot path) or coordinate-major points (register path)
+    points = {"sxk", "syk"} if use_dot else {"sxn", "syn"}
     vectors = {"sbn", "son"} if kernel_name == "_lse_kernel" else {"srn", "scn", "svk", "sok"}
     return points | vectors
 
@@ -52,7 +53,8 @@ def compile_config(kernel, cfg, constexprs: dict, unit: set[str], arch: int):
         else:
             signature[name] = "i32"
             attrs[(i,)] = [["tt.divisibility", 16]]
-    src = ASTSource(fn, signature, constexprs={k: v for k, v in consts.items() if k in fn.arg_names}, attrs=attrs)
+    constexprs = {k: v for k, v in consts.items() if k in fn.arg_names}
+    src = ASTSource(fn, signature, constexprs=constexprs, attrs=attrs)
     return triton.compile(src, target=GPUTarget("cuda", arch, 32),
                           options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages})
 
@@ -67,7 +69,8 @@ def resource_usage(cubin: bytes) -> str:
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
         f.flush()
-        out = subprocess.run([tool, "--dump-resource-usage", f.name], capture_output=True, text=True).stdout
+        out = subprocess.run([tool, "--dump-resource-usage", f.name], capture_output=True, text=True,
+                             check=False).stdout
     match = re.search(r"REG:(\d+).*?STACK:(\d+)", out)
     return f"regs={match.group(1)} stack={match.group(2)}" if match else ""
 
@@ -80,7 +83,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dims", type=int, nargs="+", default=None, help="only these (padded) D of CASES")
     args = parser.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET") == "1":
-        print("unset TRITON_INTERPRET: the interpreter replaces the kernels this script compiles", file=sys.stderr)
+        print("unset TRITON_INTERPRET: the interpreter replaces the kernels to compile", file=sys.stderr)
         return 2
     from ot_core.ops import triton_sqeuclid as ts
 
@@ -100,8 +103,8 @@ def main(argv=None) -> int:
                              f"{cfg.kwargs['BLOCK_N']}/{cfg.kwargs['BLOCK_K']} warps={cfg.num_warps} "
                              f"stages={cfg.num_stages}")
                     try:
-                        compiled = compile_config(kernel, cfg, {**constexprs, **extra}, unit_strides(name, use_dot),
-                                                  args.arch)
+                        compiled = compile_config(kernel, cfg, {**constexprs, **extra},
+                                                  unit_strides(name, use_dot), args.arch)
                     except Exception as err:  # report every failing config, not only the first
                         failures += 1
                         print(f"{label}: FAILED {type(err).__name__}: {str(err)[:300]}", flush=True)

@@ -40,7 +40,7 @@ INF = math.inf
 
 
 def assert_close(actual, ref, rtol=RTOL, atol=ATOL, scale=None, center=False):
-    """max|actual - ref| <= atol + rtol * scale, scale = max|ref| unless given; ``center`` drops a constant."""
+    """max|actual - ref| <= atol + rtol * scale, scale = max|ref| by default; ``center`` drops a constant."""
     diff = actual.double() - ref.double()
     if center:
         diff = diff - diff.mean(-1, keepdim=True)
@@ -144,10 +144,13 @@ def test_tl_dot_path_pads_d_so_the_k_loop_runs_twice():
             assert D == d
 
 
-@pytest.mark.parametrize("D, use_dot, block_k", [(32, True, 16), (48, True, 16), (64, True, 32), (3, False, 16)])
+@pytest.mark.parametrize(
+    "D, use_dot, block_k", [(32, True, 16), (48, True, 16), (64, True, 32), (3, False, 16)]
+)
 def test_autotune_pruning_keeps_the_k_loop_at_two_steps_or_more(D, use_dot, block_k):
     """Called as Triton's autotuner does: positional arguments in a dict, constexpr keywords as kwargs."""
-    for prune, register_tiles in ((ts._prune, ts.REGISTER_LSE_TILES), (ts._prune_apply, ts.REGISTER_APPLY_TILES)):
+    paths = ((ts._prune, ts.REGISTER_LSE_TILES), (ts._prune_apply, ts.REGISTER_APPLY_TILES))
+    for prune, register_tiles in paths:
         kept = prune(ts.gpu_configs(), {"n": 100}, D=D, USE_DOT=use_dot)
         assert {c.kwargs["BLOCK_K"] for c in kept} == {block_k} and (D // block_k >= 2 or not use_dot)
         assert {ts._tile(c) for c in kept} == set(ts.DOT_TILES if use_dot else register_tiles)
@@ -207,7 +210,9 @@ def check_potentials(tri, chk, center):
     assert_close(tri.g, chk.g, center=center)
 
 
-@pytest.mark.parametrize("n, m, d", [(1, 33, 2), (7, 1, 17), (33, 64, 3), (64, 48, 16), (48, 64, 64), (300, 7, 2)])
+@pytest.mark.parametrize(
+    "n, m, d", [(1, 33, 2), (7, 1, 17), (33, 64, 3), (64, 48, 16), (48, 64, 64), (300, 7, 2)]
+)
 def test_balanced_matches_chunked(n, m, d):
     x, y, _ = make_points(1, n, m, d, seed=n + m + d)
     (tri, *_), (chk, *_) = solve_both(x[0], y[0], reg=0.05, max_iter=20)
@@ -216,7 +221,9 @@ def test_balanced_matches_chunked(n, m, d):
         assert_close(r_tri, r_chk, rtol=GRAD_RTOL)
 
 
-@pytest.mark.parametrize("n, m, d, rho", [(33, 64, 2, (1.0, INF)), (64, 33, 17, (INF, 0.5)), (40, 50, 64, (1.0, 2.0))])
+@pytest.mark.parametrize(
+    "n, m, d, rho", [(33, 64, 2, (1.0, INF)), (64, 33, 17, (INF, 0.5)), (40, 50, 64, (1.0, 2.0))]
+)
 def test_unbalanced_and_semirelaxed_match_chunked(n, m, d, rho):
     x, y, _ = make_points(1, n, m, d, seed=n * m + d)
     (tri, *_), (chk, *_) = solve_both(x[0], y[0], reg=0.05, unbalanced=rho, max_iter=20)
@@ -260,7 +267,8 @@ def test_symmetric_updates_of_the_divergence_match_chunked():
     x, y, _ = make_points(1, 48, 40, 2, seed=4)
     (tri, *_), (chk, *_) = solve_both(x[0], y[0], reg=0.05, updates="symmetric", max_iter=20)
     check_potentials(tri, chk, center=True)
-    (tri, *_), (chk, *_) = solve_both(x[0], x[0], reg=0.05, updates="symmetric", max_iter=20)  # self-transport
+    # self-transport, as in the debiasing terms
+    (tri, *_), (chk, *_) = solve_both(x[0], x[0], reg=0.05, updates="symmetric", max_iter=20)
     check_potentials(tri, chk, center=True)
 
 
@@ -289,13 +297,13 @@ def test_auto_uses_the_torch_backends_on_cpu():
 
 
 def test_kernels_compile_for_an_h200_without_a_gpu():
-    """The interpreter never runs the GPU compiler: compile the LSE kernel (register path, and tl.dot at d = 64
-    in every precision; first autotune config) for sm_90 with Triton's bundled ptxas, without the interpreter."""
+    """The interpreter never runs the GPU compiler: compile the LSE kernel (register path, and tl.dot at
+    d = 64 in every precision; first autotune config) for sm_90 with Triton's bundled ptxas."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "compile_kernels.py"
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_DEFAULT_FP_FUSION"] = "1"
-    proc = subprocess.run([sys.executable, str(script), "--quick", "--kernels", "lse", "--dims", "2", "64"], env=env,
-                          capture_output=True, text=True, timeout=600)
+    args = [sys.executable, str(script), "--quick", "--kernels", "lse", "--dims", "2", "64"]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count("BLOCK_M/N/K") == 4 and "all configs compiled" in proc.stdout
 
@@ -319,8 +327,8 @@ for attempt in ("without triton", "without the interpreter"):
 def test_ot_core_imports_without_triton_and_explains_what_triton_needs():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["CUDA_VISIBLE_DEVICES"] = ""
-    proc = subprocess.run([sys.executable, "-c", CPU_WITHOUT_INTERPRETER], env=env, capture_output=True, text=True,
-                          timeout=300)
+    args = [sys.executable, "-c", CPU_WITHOUT_INTERPRETER]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     no_triton, no_interpreter = proc.stdout.splitlines()
     assert no_triton.startswith("without triton ->") and "ot-core[triton]" in no_triton

@@ -28,10 +28,12 @@ def check_triton_usable(x) -> None:
         from . import triton_sqeuclid
     except ImportError as err:
         raise RuntimeError(
-            f"backend='triton' needs the triton package ({err}); install ot-core[triton] or use backend='chunked'"
+            f"backend='triton' needs the triton package ({err}); install ot-core[triton] or use "
+            "backend='chunked'"
         ) from None
     if x.device.type != "cuda" and not triton_sqeuclid.INTERPRETED:
         raise RuntimeError(
-            f"backend='triton' runs on CUDA tensors, got tensors on {x.device.type}; use backend='chunked' on "
-            "the CPU, or set TRITON_INTERPRET=1 before ot_core's Triton kernels are imported (slow, for tests)"
+            f"backend='triton' runs on CUDA tensors, got tensors on {x.device.type}; use backend='chunked' "
+            "on the CPU, or set TRITON_INTERPRET=1 before ot_core's Triton kernels are imported (slow, for "
+            "tests)"
         )

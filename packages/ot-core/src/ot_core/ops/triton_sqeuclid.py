@@ -32,7 +32,7 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["lse_dot", "apply_dot", "PRECISIONS", "INTERPRETED"]
+__all__ = ["INTERPRETED", "PRECISIONS", "apply_dot", "lse_dot"]
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
 #: True when the kernels were defined under TRITON_INTERPRET=1 and so run on CPU tensors.
@@ -50,8 +50,8 @@ MAX_BLOCK_V = 32
 # (BLOCK_M, BLOCK_N, num_warps, num_stages) candidates per kernel path (spec 2.4-8), chosen from the register
 # and spill counts of compile_kernels.py for sm_90 (each candidate costs a compilation at the first call):
 #: tl.dot scores (d > 8), LSE and plan application
-DOT_TILES = ((64, 64, 4, 2), (64, 64, 4, 3), (64, 128, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 2),
-             (128, 32, 4, 3), (32, 64, 4, 2))
+DOT_TILES = ((64, 64, 4, 2), (64, 64, 4, 3), (64, 128, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3),
+             (128, 128, 8, 2), (128, 32, 4, 3), (32, 64, 4, 2))
 #: register LSE (d <= 8): BLOCK_M = 32 x num_warps, so each thread owns whole rows of the transposed tile
 REGISTER_LSE_TILES = ((128, 32, 4, 3), (128, 64, 4, 3), (128, 128, 4, 3), (256, 32, 8, 2), (256, 64, 8, 3))
 #: register plan application (d <= 8): its tl.dot(p, V) in the FMA layout spills above 2048 scores per tile
@@ -112,8 +112,10 @@ def _tile_dots(x_base, y_base, offs_m, offs_n, mask_m, mask_n, sxn, sxk, syn, sy
     if USE_DOT:
         for k0 in range(0, D, BLOCK_K):  # D is padded to a multiple of BLOCK_K, >= 2 * BLOCK_K
             offs_k = k0 + tl.arange(0, BLOCK_K)
-            xt = tl.load(x_base + offs_m[:, None] * sxn + offs_k[None, :] * sxk, mask=mask_m[:, None], other=0.0)
-            yt = tl.load(y_base + offs_n[None, :] * syn + offs_k[:, None] * syk, mask=mask_n[None, :], other=0.0)
+            x_ptrs = x_base + offs_m[:, None] * sxn + offs_k[None, :] * sxk
+            y_ptrs = y_base + offs_n[None, :] * syn + offs_k[:, None] * syk
+            xt = tl.load(x_ptrs, mask=mask_m[:, None], other=0.0)
+            yt = tl.load(y_ptrs, mask=mask_n[None, :], other=0.0)
             acc = tl.dot(xt, yt, acc, input_precision=PRECISION)
     else:
         for k in tl.static_range(D):
@@ -181,7 +183,8 @@ def _lse_kernel(X, Y, BIAS, OUT, n, m, coef2,
     tl.store(OUT + pid_b * sob + offs_m * son, lse2 * 0.6931471805599453, mask=mask_m)
 
 
-@triton.autotune(configs=_configs(), key=_KEY + ["BLOCK_V"], prune_configs_by={"early_config_prune": _prune_apply})
+@triton.autotune(configs=_configs(), key=[*_KEY, "BLOCK_V"],
+                 prune_configs_by={"early_config_prune": _prune_apply})
 @triton.jit
 def _apply_kernel(X, Y, ROW_BIAS, COL_BIAS, V, OUT, n, m, k, coef2,
                   sxb, sxn, sxk, syb, syn, syk, srb, srn, scb, scn, svb, svn, svk, sob, son, sok,
@@ -233,7 +236,9 @@ def _points(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     (a (B, n, d) view of (B, d, n) memory) so that one coordinate of a block of points is one vector load.
     tl.dot kernel: row-major, d zero-padded to a multiple of 16 and >= 32 (2.4-6)."""
     if x.dim() != 3 or y.dim() != 3 or x.shape[0] != y.shape[0] or x.shape[2] != y.shape[2]:
-        raise ValueError(f"x, y must have shapes (B, n, d), (B, m, d); got {tuple(x.shape)}, {tuple(y.shape)}")
+        raise ValueError(
+            f"x, y must have shapes (B, n, d), (B, m, d); got {tuple(x.shape)}, {tuple(y.shape)}"
+        )
     d = x.shape[2]
     x, y = x.detach().float(), y.detach().float()
     if d <= REGISTER_MAX_D:
@@ -250,7 +255,9 @@ def _log2_units(t: torch.Tensor) -> torch.Tensor:
     return t.detach().float() * LOG2E
 
 
-def lse_dot(x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor, coef: float, precision: str = "ieee") -> torch.Tensor:
+def lse_dot(
+    x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor, coef: float, precision: str = "ieee"
+) -> torch.Tensor:
     """out_i = LSE_j(coef * x_i.y_j + bias_j); x (B, n, d), y (B, m, d), bias (B, m) (-inf allowed) -> (B, n).
 
     Computed in fp32 and returned in x's dtype; no host synchronisation (except the first autotuning call).
@@ -268,7 +275,8 @@ def lse_dot(x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor, coef: float, p
         xs, ys, bias2, out, n, m, float(coef) * LOG2E,
         *xs.stride(), *ys.stride(), *bias2.stride(), *out.stride(),
         triton.next_power_of_2(n), triton.next_power_of_2(m),
-        D=D, USE_DOT=use_dot, PRECISION=precision if use_dot else "ieee",  # one compile for the register kernel
+        D=D, USE_DOT=use_dot,
+        PRECISION=precision if use_dot else "ieee",  # the register kernel has no dot: one compile for all
     )
     return out.to(x.dtype)
 
