@@ -139,6 +139,7 @@ def solve_sample(
     backend: str = "auto",
     block_rows: int | None = None,
     precision: str = "ieee",
+    allow_tf32: bool = False,
     center: bool = True,
     lengths=None,
     eps_start: float | None = None,
@@ -148,8 +149,11 @@ def solve_sample(
 
     The cost matrix is never stored unless ``backend="dense"`` (or "auto" on a small CPU problem):
     ``"chunked"`` evaluates it in row blocks of ``block_rows`` (memory O((n + m) d + block_rows m)); ``"triton"``
-    uses the fused CUDA kernels (squared Euclidean). ``center=True`` subtracts a common mean from x and y
-    (exact for translation-invariant costs; it reduces cancellation in the dot-form kernels).
+    uses the fused CUDA kernels (squared Euclidean, computed in fp32; ``auto`` picks them for large float32
+    CUDA problems). ``precision`` of the Triton dot products: "ieee" (default, strict fp32), "tf32x3" (3-pass
+    TF32, near fp32) or "tf32" (TF32, ~1e-3 relative error in the scores); ``allow_tf32=True`` is the same as
+    ``precision="tf32"``. ``center=True`` subtracts a common mean from x and y (exact for translation-invariant
+    costs; it reduces cancellation in the dot-form kernels).
     ``lengths=(len_a, len_b)``: per-batch numbers of valid points for ragged batches (the rest is padding).
     ``eps_start``: first epsilon of ``eps_schedule`` (default: GeomLoss's squared bounding-box diameter of both
     clouds for squared-Euclidean costs, max C otherwise).
@@ -168,6 +172,9 @@ def solve_sample(
     chk.check_finite(x.detach(), "x")
     chk.check_finite(y.detach(), "y")
     chk.choice(backend, "backend", ("auto", "dense", "chunked", "triton"))
+    chk.choice(precision, "precision", ("ieee", "tf32", "tf32x3"))
+    if allow_tf32 and precision == "ieee":
+        precision = "tf32"
     cost_fn = get_cost(cost, half)
     batched = x.dim() == 3
     xb, yb = (x, y) if batched else (x.unsqueeze(0), y.unsqueeze(0))
@@ -295,7 +302,8 @@ def _pick_backend(backend: str, cost: Cost, x: torch.Tensor, B: int, n: int, m: 
         if x.device.type == "cuda":
             from .ops import triton_available
 
-            if isinstance(cost, SqEuclidean) and pairs > TRITON_MIN_PAIRS_CUDA and triton_available():
+            fused = isinstance(cost, SqEuclidean) and x.dtype == torch.float32  # the kernels compute in fp32
+            if fused and pairs > TRITON_MIN_PAIRS_CUDA and triton_available():
                 return "triton"
             return "dense" if pairs <= TRITON_MIN_PAIRS_CUDA else "chunked"
         return "dense" if pairs <= DENSE_MAX_PAIRS_CPU else "chunked"
