@@ -7,8 +7,8 @@ One entry point per input kind; the variant is chosen by the arguments (POT's na
 
 from __future__ import annotations
 
+import inspect
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,8 +112,10 @@ def solve(
     B, n, m = Cb.shape
     wa = chk.check_weights(a, n, B, "a", Cb)
     wb = chk.check_weights(b, m, B, "b", Cb)
-    opts = _options(reg, reg_type, unbalanced, mass, prior, method, max_iter, tol, check_every, updates,
-                    eps_schedule, scaling, init, grad, value_convention, num_iter_max)
+    opts = _options(reg, reg_type=reg_type, unbalanced=unbalanced, mass=mass, prior=prior, method=method,
+                    max_iter=max_iter, tol=tol, check_every=check_every, updates=updates, eps_schedule=eps_schedule,
+                    scaling=scaling, init=init, grad=grad, value_convention=value_convention,
+                    num_iter_max=num_iter_max)
     track = opts.grad == "unroll"
     geom = DenseGeometry(Cb if track else Cb.detach(), block_rows)
     _check_marginals(wa, wb, opts)
@@ -183,16 +185,12 @@ def solve_sample(
     wb = chk.check_weights(b, m, B, "b", xb)
     if lengths is not None:
         wa, wb = _ragged(wa, wb, lengths, a, b)
-    opts = _options(reg, kwargs.pop("reg_type", "kl"), kwargs.pop("unbalanced", None), kwargs.pop("mass", None),
-                    kwargs.pop("prior", (None, None)), kwargs.pop("method", "auto"), kwargs.pop("max_iter", 1000),
-                    kwargs.pop("tol", 1e-6), kwargs.pop("check_every", 10), kwargs.pop("updates", "alternating"),
-                    kwargs.pop("eps_schedule", None), kwargs.pop("scaling", 0.5), kwargs.pop("init", None),
-                    kwargs.pop("grad", "envelope"), kwargs.pop("value_convention", "ot_core"),
-                    kwargs.pop("num_iter_max", EMD_NUM_ITER_MAX))
-    reg_scale = kwargs.pop("reg_scale", "absolute")
-    scale_cost = kwargs.pop("scale_cost", None)
-    if kwargs:
-        raise TypeError(f"solve_sample() got unexpected keyword arguments {sorted(kwargs)}")
+    unknown = sorted(set(kwargs) - set(_SOLVE_KEYWORDS))
+    if unknown:
+        raise TypeError(f"solve_sample() got unexpected keyword arguments {unknown}")
+    options = {**_SOLVE_KEYWORDS, **kwargs}
+    reg_scale, scale_cost = options.pop("reg_scale"), options.pop("scale_cost")
+    opts = _options(reg, **options)
     _check_marginals(wa, wb, opts)
     if opts.eps_schedule is not None:
         opts.schedule_start = eps_start if eps_start is not None else _diameter_eps(xb.detach(), yb.detach(), cost_fn)
@@ -228,6 +226,11 @@ def solve_sample(
 
 
 # --------------------------------------------------------------------------------------------- internals
+#: solve()'s keyword options and their defaults, which solve_sample() forwards (one source of defaults)
+_SOLVE_KEYWORDS = {name: p.default for name, p in inspect.signature(solve).parameters.items()
+                   if p.kind is p.KEYWORD_ONLY and name not in ("reg", "block_rows")}
+
+
 def _options(reg, reg_type, unbalanced, mass, prior, method, max_iter, tol, check_every, updates, eps_schedule,
              scaling, init, grad, value_convention, num_iter_max) -> _Options:
     if reg is not None and not (isinstance(reg, (int, float)) and reg == 0):
