@@ -136,6 +136,7 @@ def test_point_gradients_match_finite_differences(cost):
         torch.testing.assert_close(yv.grad[min(i, 10), k], fd_y, rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.filterwarnings("ignore:OT solver stopped")  # a fixed number of unrolled iterations, on purpose
 def test_unrolled_gradients_pass_gradcheck_and_agree_with_envelope():
     x, y = clouds(5, 4, seed=5)
     C0 = torch.cdist(x, y) ** 2
@@ -155,10 +156,10 @@ def test_grad_mode_and_rng_are_restored():  # R12
     x, y = clouds(10, 10)
     state = torch.get_rng_state()
     with torch.no_grad():
-        otc.solve_sample(x, y, reg=0.1)
+        otc.solve_sample(x, y, reg=1.0)
         assert not torch.is_grad_enabled()
     assert torch.is_grad_enabled()
-    otc.solve_sample(x, y, reg=0.1, grad="unroll", max_iter=20)
+    otc.solve_sample(x, y, reg=1.0, grad="unroll", max_iter=2000)
     assert torch.is_grad_enabled()
     assert torch.equal(state, torch.get_rng_state())
 

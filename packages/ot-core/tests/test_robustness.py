@@ -39,7 +39,7 @@ def test_single_points_and_identical_clouds():
     res = otc.solve_sample(one, one + 1, reg=0.1)
     assert float(res.plan) == pytest.approx(1.0) and float(res.value_linear) == pytest.approx(3.0)
     x, _ = clouds(50, 1)
-    res = otc.solve_sample(x, x, reg=0.05, eps_schedule="scaling")
+    res = otc.solve_sample(x, x, reg=0.05, eps_schedule="scaling", updates="symmetric")
     assert torch.isfinite(res.value)
     # identical single points: no log(0) in the epsilon schedule (geomloss #51, #74)
     loss = otc.SinkhornLoss(blur=0.05)
@@ -56,7 +56,7 @@ def test_divergence_properties():  # E4, R10
     for _ in range(20):
         a = torch.randn(30, 2, dtype=torch.float64, generator=gen)
         b = torch.randn(25, 2, dtype=torch.float64, generator=gen) * 0.5 + 0.2
-        assert float(otc.sinkhorn_divergence(a, b, reg=0.05)) >= -1e-12
+        assert float(otc.sinkhorn_divergence(a, b, reg=0.05, max_iter=5000)) >= -1e-12
     # 1-D: S_eps -> W2^2 monotonically as eps decreases
     u = torch.sort(torch.randn(60, 1, dtype=torch.float64, generator=gen), 0).values
     v = torch.sort(torch.randn(60, 1, dtype=torch.float64, generator=gen) * 0.7 + 1.0, 0).values

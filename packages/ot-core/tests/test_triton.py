@@ -283,6 +283,7 @@ def test_envelope_gradients_in_x_and_y_match_chunked(d, kw):
     assert_close(bary, chk.lazy_plan.barycentric_map(), rtol=GRAD_RTOL)
 
 
+@pytest.mark.filterwarnings("ignore:OT solver stopped")
 def test_allow_tf32_selects_the_triton_tf32_path():
     x, y, _ = make_points(1, 20, 20, 17, seed=9)
     res = otc.solve_sample(x[0], y[0], reg=0.1, backend="triton", allow_tf32=True, max_iter=10)

@@ -150,7 +150,7 @@ def sinkhorn(
             err = side_a.residual(f, lse_f, eps)
             if symmetric:
                 err = err + side_b.residual(g, lse_g_new, eps)
-            err_max = float(err.max())  # host sync
+            err_max = float(err.max().detach())  # host sync
             errors.append(err_max)
             if not math.isfinite(err_max):
                 raise FloatingPointError(
