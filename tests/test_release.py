@@ -225,7 +225,7 @@ def test_wheel_metadata(dists, name):
     with zipfile.ZipFile(wheel) as archive:
         files = archive.namelist()
         info = f"{pkg.dist_name}-{pkg.version}.dist-info"
-        metadata = email.message_from_bytes(archive.read(f"{info}/METADATA"))
+        metadata = email.message_from_string(archive.read(f"{info}/METADATA").decode("utf-8"))  # METADATA is UTF-8
     assert f"{pkg.import_name}/__init__.py" in files
     assert f"{info}/licenses/LICENSE" in files
     assert (metadata["Name"], metadata["Version"], metadata["License-Expression"]) == (
