@@ -36,7 +36,8 @@ def test_zero_network_ct_path_decreases_the_data_residual():
     op = ParallelBeamCT(16, 20)
     y = op.A(x) + 0.01 * torch.randn(1, *op.measurement_shape, generator=torch.Generator().manual_seed(0))
     flow = KIDOTFlow(VelocityUNet(1, (8, 16), (2,)), n_steps=6)
-    residuals = [float((op.A(s) - y).norm()) for s in flow(y, op, return_path=True)]
+    with torch.no_grad():
+        residuals = [(op.A(s) - y).norm().item() for s in flow(y, op, return_path=True)]
     assert all(b <= a + 1e-6 for a, b in zip(residuals, residuals[1:]))
     assert residuals[-1] < residuals[0]
 
@@ -54,6 +55,17 @@ def test_path_cost_by_hand():
     assert cost.item() == pytest.approx(0.5 * 1.25 * 2, abs=1e-5)
     consistent = op.start(y)
     assert kidot_path_cost([x, consistent, consistent], y, op).item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_patch_critic_scores_local_patches():
+    critic = ConvCritic(1, 32, (8, 16, 16), patch=True)
+    x = torch.rand(3, 1, 32, 32)
+    assert critic(x).shape == (3,) and ConvCritic(1, 32, (8, 16, 16))(x).shape == (3,)
+    poked = x.clone()
+    poked[..., 0, 0] += 1.0
+    with torch.no_grad():
+        changed = (critic.readout(critic.features(x)) - critic.readout(critic.features(poked))).abs() > 0
+    assert bool(changed[0, 0, 0, 0]) and not bool(changed[0, 0, -1, -1])  # a corner pixel reaches nearby patches only
 
 
 def test_step_sizes_start_at_inverse_lipschitz_and_are_clamped():

@@ -123,14 +123,16 @@ class KIDOT(Reconstructor):
     def from_preset(cls, name: str = "cpu32", modality: str = "mri", image_size: int | None = None,
                     **kwargs) -> "KIDOT":
         """A KIDOT with the networks of preset ``name`` for ``modality`` ("mri": complex 2-channel states,
-        "ct": 1 channel); keyword arguments go to the constructor (and ``n_steps`` to the flow)."""
+        "ct": 1 channel); keyword arguments go to the constructor (``n_steps``, ``physics`` to the flow,
+        ``patch_critic=True`` for a patch critic)."""
         spec = preset(name)
         channels = {"mri": 2, "ct": 1}.get(modality)
         if channels is None:
             raise ValueError(f"modality={modality!r}; use 'mri' or 'ct'")
         flow = KIDOTFlow(VelocityUNet.from_preset(spec, channels), kwargs.pop("n_steps", spec.n_steps),
                          physics=kwargs.pop("physics", True))
-        return cls(flow, ConvCritic.from_preset(spec, image_size), **kwargs)
+        critic = ConvCritic.from_preset(spec, image_size, patch=kwargs.pop("patch_critic", False))
+        return cls(flow, critic, **kwargs)
 
     # ------------------------------------------------------------------------------------------ training
     def optimizers(self):

@@ -104,24 +104,36 @@ class PostProcessUNet(nn.Module):
 
 class ConvCritic(nn.Module):
     """φ_ω: (B, C, H, W) -> (B,). Convolutions 4x4 stride 2 with ``channels``, LeakyReLU(0.2), no normalisation,
-    weights N(0, 0.02), then a linear layer on the flattened features."""
+    weights N(0, 0.02), then a linear layer on the flattened features (``patch=False``, one score per image).
 
-    def __init__(self, in_channels: int = 1, image_size: int = 64, channels=(16, 32, 64, 64)):
+    ``patch=True`` makes a fully convolutional (PatchGAN-style) critic: two stride-2 convolutions, the others
+    stride 1, a 1x1 read-out and the mean over positions, i.e. the average score of 18x18-pixel patches. It
+    judges local texture (noise, aliasing) and cannot memorise whole images of a small clean set.
+    """
+
+    def __init__(self, in_channels: int = 1, image_size: int = 64, channels=(16, 32, 64, 64), patch: bool = False):
         super().__init__()
         layers, c_in, side = [], in_channels, image_size
-        for c_out in channels:
-            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-            c_in, side = c_out, max(side // 2, 1)
+        for i, c_out in enumerate(channels):
+            stride = 2 if (not patch or i < 2) else 1
+            kernel = 4 if stride == 2 else 3
+            layers += [nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=1), nn.LeakyReLU(0.2)]
+            c_in, side = c_out, max(side // stride, 1)
         self.features = nn.Sequential(*layers)
-        self.readout = nn.Linear(c_in * side * side, 1)
+        self.patch = patch
+        self.readout = nn.Conv2d(c_in, 1, 1) if patch else nn.Linear(c_in * side * side, 1)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.normal_(m.weight, 0.0, 0.02)
                 nn.init.zeros_(m.bias)
 
     @classmethod
-    def from_preset(cls, spec: Preset, image_size: int | None = None) -> "ConvCritic":
-        return cls(1, image_size or spec.size, spec.critic_channels)
+    def from_preset(cls, spec: Preset, image_size: int | None = None, patch: bool = False) -> "ConvCritic":
+        channels = spec.critic_channels[:3] if patch else spec.critic_channels
+        return cls(1, image_size or spec.size, channels, patch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.features(x).flatten(1)).squeeze(1)
+        features = self.features(x)
+        if self.patch:
+            return self.readout(features).mean((1, 2, 3))
+        return self.readout(features.flatten(1)).squeeze(1)

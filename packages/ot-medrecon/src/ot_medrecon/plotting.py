@@ -22,6 +22,10 @@ def _figure(rows: int, cols: int, scale: float = 2.0):
     return plt, fig, axes
 
 
+def _np(image: torch.Tensor):
+    return image.detach().cpu().float().numpy()
+
+
 def _save(plt, fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,15 +42,15 @@ def plot_reconstructions(gt: torch.Tensor, recons: dict[str, torch.Tensor], path
     plt, fig, axes = _figure(n, 1 + 2 * len(recons))
     for i in range(n):
         scale = float(gt[i].max()) or 1.0
-        axes[i, 0].imshow(gt[i, 0] / scale, cmap="gray", vmin=0, vmax=1)
+        axes[i, 0].imshow(_np(gt[i, 0] / scale), cmap="gray", vmin=0, vmax=1)
         axes[i, 0].set_title("ground truth", fontsize=8)
         for j, (name, images) in enumerate(recons.items()):
             title = name
             if scores and name in scores:
                 title += f"\n{float(scores[name]['psnr'][i]):.1f} dB / {float(scores[name]['ssim'][i]):.3f}"
-            axes[i, 1 + 2 * j].imshow(images[i, 0] / scale, cmap="gray", vmin=0, vmax=1)
+            axes[i, 1 + 2 * j].imshow(_np(images[i, 0] / scale), cmap="gray", vmin=0, vmax=1)
             axes[i, 1 + 2 * j].set_title(title, fontsize=8)
-            axes[i, 2 + 2 * j].imshow((images[i, 0] - gt[i, 0]).abs() / scale, cmap="magma", vmin=0, vmax=0.3)
+            axes[i, 2 + 2 * j].imshow(_np((images[i, 0] - gt[i, 0]).abs() / scale), cmap="magma", vmin=0, vmax=0.3)
             axes[i, 2 + 2 * j].set_title(f"|error| {name}", fontsize=8)
     return _save(plt, fig, path)
 
@@ -62,7 +66,7 @@ def plot_path(states: list[torch.Tensor], path: str | os.PathLike, n_cases: int 
     for i in range(n):
         scale = float(magnitude(states[-1][i:i + 1]).max()) or 1.0
         for j, step in enumerate(picks):
-            axes[i, j].imshow(magnitude(states[step][i:i + 1])[0, 0] / scale, cmap="gray", vmin=0, vmax=1)
+            axes[i, j].imshow(_np(magnitude(states[step][i:i + 1])[0, 0] / scale), cmap="gray", vmin=0, vmax=1)
             axes[i, j].set_title(f"t = {step / k:.2f}", fontsize=8)
     return _save(plt, fig, path)
 

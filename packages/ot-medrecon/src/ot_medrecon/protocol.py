@@ -42,7 +42,7 @@ SETTINGS = {
     "ct-lowdose": {"modality": "ct", "views": 120, "dose": 0.05, "nominal_snr_db": 30.0},
 }
 
-METHODS = ("classical", "supervised_unet", "supervised_unrolled", "kidot")
+METHODS = ("classical", "supervised_unet", "supervised_unrolled", "kidot", "kidot_sup")
 
 
 @dataclass
@@ -67,6 +67,8 @@ class ProtocolConfig:
     cost_weight: float = 0.3
     kinetic_weight: float = 0.2
     n_critic: int = 1
+    sup_weight: float = 10.0  # λ_sup of "kidot_sup" (KIDOT + L1 on the baselines' nominal pairs)
+    patch_critic: bool = False
     data_root: str | None = None
     embedded: bool = False  # use the embedded phantoms even when the MR data are present
     device: str = "cpu"
@@ -145,11 +147,13 @@ def _train(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: Path | 
     training.seed_everything(seed)
     kw = dict(n_iter=n_iter, batch_size=batch, seed=seed, probe=data["val"], out=out, progress=False,
               eval_every=max(n_iter // 5, 1), checkpoint_every=max(n_iter // 5, 1))
-    if method == "kidot":
+    if method in ("kidot", "kidot_sup"):
+        paired = data["pairs"] if method == "kidot_sup" else None
         model = KIDOT.from_preset(cfg.preset, cfg.modality, cfg.image_size, lr_flow=cfg.lr_flow,
                                   lr_critic=cfg.lr_critic, cost_weight=cfg.cost_weight,
-                                  kinetic_weight=cfg.kinetic_weight, n_critic=cfg.n_critic)
-        history = model.to(cfg.device).fit(data["measurements"], data["clean"], **kw)
+                                  kinetic_weight=cfg.kinetic_weight, n_critic=cfg.n_critic,
+                                  patch_critic=cfg.patch_critic, sup_weight=cfg.sup_weight if paired else 0.0)
+        history = model.to(cfg.device).fit(data["measurements"], data["clean"], paired=paired, **kw)
     else:
         cls = SupervisedUNet if method == "supervised_unet" else SupervisedUnrolled
         model = cls.from_preset(cfg.preset, cfg.modality, lr=cfg.lr_supervised)
