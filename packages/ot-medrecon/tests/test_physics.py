@@ -166,8 +166,8 @@ def test_cor_offset_shifts_the_sinogram():
 
 
 SMALL_OPERATORS = {
-    "single-coil": lambda: SingleCoilMRI(_masks(2, size=8)),
-    "multi-coil": lambda: MultiCoilMRI(_masks(1, size=8), birdcage_maps(2, 8)),
+    "single-coil": lambda: SingleCoilMRI(_masks(2, size=6)),
+    "multi-coil": lambda: MultiCoilMRI(_masks(1, size=6), birdcage_maps(2, 6)),
     "ct": lambda: ParallelBeamCT(6, 5, cor_offset=0.5),
 }
 
