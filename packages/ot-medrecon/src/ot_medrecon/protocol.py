@@ -1,0 +1,239 @@
+"""The retrospective -> prospective gap protocol (E1 MRI, E2 CT; project design, spec §5.3).
+
+A supervised U-Net trained on pairs from the *nominal* simulator versus KIDOT trained on unpaired *true*
+("prospective") measurements and clean images; all methods are tested on held-out true measurements.
+
+Splits (disjoint): ``S_img`` clean images (KIDOT's target distribution and the source of the baseline's
+pairs), ``S_val`` (retrospective validation, carved from S_img), ``S_meas`` (images only used to make the
+true measurements KIDOT trains on; their ground truth is never used), ``S_test`` (held-out true measurements
+with ground truth). MRI: the 20 Deep-ADMM-Net chest images in sorted order (S_img im-01..im-06, S_val im-07,
+im-08, S_meas im-09..im-13 incl. im-100, S_test im-14..im-19), or ellipse phantoms when the data are absent.
+CT: ellipse phantoms with disjoint seed ranges.
+
+Per run results are cached as JSON under ``out/runs`` so an interrupted sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from ot_core import training
+
+from .baselines import SupervisedUNet, SupervisedUnrolled, classical_reconstruction
+from .datasets import area_resize, deep_admm_net, ellipse_phantoms, shared_data_root
+from .engine import Measurements, SimulatedPairs
+from .kidot import KIDOT
+from .metrics import ReconMetrics
+from .nets import preset
+from .simulate import NominalCT, NominalMRI, ProspectiveCT, ProspectiveMRI
+
+__all__ = ["SETTINGS", "ProtocolConfig", "build_data", "run_method", "gap_benchmark", "summarise"]
+
+#: The four acquisition settings of the issue: MRI 4x / 8x Cartesian, CT sparse-view (60 views) and low dose.
+SETTINGS = {
+    "mri4x": {"modality": "mri", "acceleration": 4},
+    "mri8x": {"modality": "mri", "acceleration": 8},
+    "ct-sparse60": {"modality": "ct", "views": 60, "dose": 1.0, "nominal_snr_db": 40.0},
+    "ct-lowdose": {"modality": "ct", "views": 120, "dose": 0.05, "nominal_snr_db": 30.0},
+}
+
+METHODS = ("classical", "supervised_unet", "supervised_unrolled", "kidot", "kidot_sup")
+
+
+@dataclass
+class ProtocolConfig:
+    """One protocol run. ``preset`` sizes the networks (``size`` overrides its image size); ``n_iter`` and
+    ``batch_size`` default to the preset's; every method gets the same number of updates and batch size."""
+
+    setting: str = "mri4x"
+    level: int = 3
+    preset: str = "cpu32"
+    size: int | None = None
+    n_iter: int | None = None
+    batch_size: int | None = None
+    seeds: tuple[int, ...] = (0, 1, 2)
+    methods: tuple[str, ...] = ("classical", "supervised_unet", "kidot")
+    meas_realisations: int = 16  # true measurements per S_meas image (MRI)
+    test_realisations: int = 5  # MRI test cases per S_test image (CT: 1)
+    ct_pool: tuple[int, int, int, int] = (256, 256, 200, 32)  # S_img, S_meas, S_test, S_val sizes (CT)
+    lr_supervised: float = 1e-3
+    lr_flow: float = 2e-4
+    lr_critic: float = 4e-4
+    cost_weight: float = 0.3
+    kinetic_weight: float = 0.2
+    n_critic: int = 1
+    sup_weight: float = 10.0  # λ_sup of "kidot_sup" (KIDOT + L1 on the baselines' nominal pairs)
+    patch_critic: bool = False
+    data_root: str | None = None
+    embedded: bool = False  # use the embedded phantoms even when the MR data are present
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.setting not in SETTINGS:
+            raise ValueError(f"setting={self.setting!r}; use one of {sorted(SETTINGS)}")
+        unknown = set(self.methods) - set(METHODS)
+        if unknown:
+            raise ValueError(f"unknown methods {sorted(unknown)}; use {METHODS}")
+        self.seeds = tuple(self.seeds)
+        self.methods = tuple(self.methods)
+
+    @property
+    def modality(self) -> str:
+        return SETTINGS[self.setting]["modality"]
+
+    @property
+    def image_size(self) -> int:
+        return self.size or preset(self.preset).size
+
+    def training_budget(self) -> tuple[int, int]:
+        spec = preset(self.preset)
+        return self.n_iter or spec.n_iter, self.batch_size or spec.batch_size
+
+
+# ------------------------------------------------------------------------------------------ data
+def _simulators(cfg: ProtocolConfig):
+    s, size = SETTINGS[cfg.setting], cfg.image_size
+    if cfg.modality == "mri":
+        return NominalMRI(size, s["acceleration"]), ProspectiveMRI(size, cfg.level, s["acceleration"])
+    return (NominalCT(size, s["views"], snr_db=s["nominal_snr_db"]),
+            ProspectiveCT(size, cfg.level, s["views"], dose=s["dose"], snr_db=s["nominal_snr_db"]))
+
+
+def _pools(cfg: ProtocolConfig) -> tuple[dict[str, torch.Tensor], str]:
+    """Source images at twice the working size (the 2x-grid components need them); phantoms are rendered 2x
+    supersampled at that size (4x at the working size)."""
+    size2 = 2 * cfg.image_size
+    root = cfg.data_root or shared_data_root()
+    if cfg.modality == "mri" and root is not None and size2 <= 256 and not cfg.embedded:
+        try:
+            images, _ = deep_admm_net(root, "chest", size2)
+        except FileNotFoundError:
+            images = None
+        if images is not None:
+            return {"img": images[0:6], "val": images[6:8], "meas": images[8:14], "test": images[14:20]}, \
+                "deep-admm-net chest"
+    n_img, n_meas, n_test, n_val = cfg.ct_pool if cfg.modality == "ct" else (64, 64, 6, 8)
+    sizes = {"img": (n_img, 0), "meas": (n_meas, 10_000), "test": (n_test, 20_000), "val": (n_val, 30_000)}
+    return {k: ellipse_phantoms(n, size2, seed=seed, supersample=2) for k, (n, seed) in sizes.items()}, \
+        "ellipse phantoms"
+
+
+def build_data(cfg: ProtocolConfig) -> dict:
+    """Clean S_img (working size), nominal pairs (on the fly), true S_meas measurements (no GT), nominal S_val
+    and true S_test measurements with GT. Measurement seeds are fixed (independent of the training seed)."""
+    nominal, true = _simulators(cfg)
+    pools, source = _pools(cfg)
+    repeat = (lambda x, r: x.repeat_interleave(r, 0)) if cfg.modality == "mri" else (lambda x, r: x)
+    sim = lambda s, x, seed: Measurements.from_simulation(s(x, torch.Generator().manual_seed(seed)))  # noqa: E731
+    meas = sim(true, repeat(pools["meas"], cfg.meas_realisations), 1_000)
+    return {
+        "clean": area_resize(pools["img"], cfg.image_size),
+        "pairs": SimulatedPairs(pools["img"], nominal),
+        "measurements": Measurements(meas.y, meas.operator),  # the ground truth is dropped here
+        "val": sim(nominal, repeat(pools["val"], cfg.test_realisations), 2_000),
+        "test": sim(true, repeat(pools["test"], cfg.test_realisations), 3_000),
+        "source": source,
+    }
+
+
+# ------------------------------------------------------------------------------------------ runs
+def _train(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: Path | None):
+    n_iter, batch = cfg.training_budget()
+    training.seed_everything(seed)
+    kw = dict(n_iter=n_iter, batch_size=batch, seed=seed, probe=data["val"], out=out, progress=False,
+              eval_every=max(n_iter // 5, 1), checkpoint_every=max(n_iter // 5, 1))
+    if method in ("kidot", "kidot_sup"):
+        paired = data["pairs"] if method == "kidot_sup" else None
+        model = KIDOT.from_preset(cfg.preset, cfg.modality, cfg.image_size, lr_flow=cfg.lr_flow,
+                                  lr_critic=cfg.lr_critic, cost_weight=cfg.cost_weight,
+                                  kinetic_weight=cfg.kinetic_weight, n_critic=cfg.n_critic,
+                                  patch_critic=cfg.patch_critic, sup_weight=cfg.sup_weight if paired else 0.0)
+        history = model.to(cfg.device).fit(data["measurements"], data["clean"], paired=paired, **kw)
+    else:
+        cls = SupervisedUNet if method == "supervised_unet" else SupervisedUnrolled
+        model = cls.from_preset(cfg.preset, cfg.modality, lr=cfg.lr_supervised)
+        history = model.to(cfg.device).fit(data["pairs"], **kw)
+    return model, history
+
+
+def run_method(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: Path | None = None,
+               return_model: bool = False):
+    """Train ``method`` with ``seed`` (the classical reconstruction needs none) and score it on S_test;
+    returns per-case metric lists, the training history and the wall time (and the model, or None for the
+    classical reconstruction, with ``return_model=True``; the classical images are then in "prediction")."""
+    started = time.time()
+    test = data["test"]
+    model = None
+    if method == "classical":
+        pred, history = classical_reconstruction(test.y, test.operator), []
+    else:
+        model, history = _train(method, cfg, data, seed, out)
+        pred = model.reconstruct(test.y, test.operator)
+    scores = ReconMetrics()(pred, test.gt, test.operator, test.y)
+    result = {"method": method, "seed": seed, "per_case": {k: v.tolist() for k, v in scores.items()},
+              "history": history, "seconds": time.time() - started}
+    if not return_model:
+        return result
+    if model is None:
+        result["prediction"] = pred
+    return result, model
+
+
+def gap_benchmark(cfg: ProtocolConfig, out: str | Path) -> dict:
+    """Run every (method, seed) of ``cfg`` (cached under ``out/runs``), then :func:`summarise` into
+    ``out/metrics.json``."""
+    out = Path(out)
+    tag = f"{cfg.setting}-L{cfg.level}-{cfg.preset}"
+    data = build_data(cfg)
+    runs = []
+    for method in cfg.methods:
+        for seed in (cfg.seeds if method != "classical" else cfg.seeds[:1]):
+            path = out / "runs" / f"{tag}-{method}-seed{seed}.json"
+            if path.is_file():
+                runs.append(json.loads(path.read_text()))
+                continue
+            result = run_method(method, cfg, data, seed, out / "checkpoints" / f"{tag}-{method}-seed{seed}")
+            training.atomic_write_json(result, path)
+            runs.append(result)
+    summary = summarise(runs, reference="kidot")
+    summary.update(config=dataclasses.asdict(cfg), data_source=data["source"], n_test_cases=len(data["test"]))
+    training.atomic_write_json(summary, out / f"metrics-{tag}.json")
+    return summary
+
+
+def summarise(runs: list[dict], reference: str = "kidot") -> dict:
+    """Per method: mean ± std over seeds of the case-mean PSNR / SSIM / NMSE; margins of ``reference`` over each
+    other method (per-case values averaged over seeds first) with one-sided Wilcoxon signed-rank p-values."""
+    from scipy.stats import wilcoxon
+
+    by_method: dict[str, list[dict]] = {}
+    for run in runs:
+        by_method.setdefault(run["method"], []).append(run)
+    methods = {}
+    case_means = {}
+    for name, rs in by_method.items():
+        entry = {"seeds": [r["seed"] for r in rs], "seconds": sum(r["seconds"] for r in rs)}
+        for metric in ("psnr", "ssim", "nmse"):
+            per_seed = torch.tensor([r["per_case"][metric] for r in rs], dtype=torch.float64)
+            seed_means = per_seed.mean(1)
+            entry[metric] = {"mean": float(seed_means.mean()), "std": float(seed_means.std(unbiased=False)),
+                             "per_seed": seed_means.tolist()}
+            case_means[(name, metric)] = per_seed.mean(0)
+        methods[name] = entry
+    margins = {}
+    if reference in by_method:
+        for name in by_method:
+            if name == reference:
+                continue
+            margins[name] = {}
+            for metric in ("psnr", "ssim"):
+                diff = case_means[(reference, metric)] - case_means[(name, metric)]
+                p = float(wilcoxon(diff.numpy(), alternative="greater").pvalue) if bool((diff != 0).any()) else 1.0
+                margins[name][metric] = {"margin": float(diff.mean()), "wilcoxon_p_greater": p,
+                                         "wins": int((diff > 0).sum()), "cases": int(diff.numel())}
+    return {"methods": methods, "margins_of_" + reference: margins}

@@ -1,0 +1,56 @@
+"""The gap protocol: disjoint splits, cached runs, the summary statistics."""
+
+import json
+
+import pytest
+import torch
+from ot_medrecon.protocol import ProtocolConfig, build_data, gap_benchmark, summarise
+
+
+def _tiny(**kw):
+    base = dict(setting="ct-sparse60", preset="test", n_iter=2, batch_size=2, seeds=(0,), ct_pool=(8, 8, 4, 2),
+                methods=("classical", "supervised_unet", "kidot"))
+    base.update(kw)
+    return ProtocolConfig(**base)
+
+
+def test_ct_splits_are_disjoint_and_measurements_have_no_ground_truth():
+    data = build_data(_tiny())
+    assert data["measurements"].gt is None
+    assert data["test"].gt.shape == (4, 1, 32, 32) and data["clean"].shape == (8, 1, 32, 32)
+    flat = lambda x: {tuple(v.flatten().tolist()) for v in x}  # noqa: E731
+    assert not flat(data["clean"]) & flat(data["test"].gt)
+
+
+def test_gap_benchmark_caches_runs_and_summarises(tmp_path):
+    cfg = _tiny()
+    summary = gap_benchmark(cfg, tmp_path)
+    assert set(summary["methods"]) == {"classical", "supervised_unet", "kidot"}
+    assert set(summary["margins_of_kidot"]) == {"classical", "supervised_unet"}
+    runs = sorted((tmp_path / "runs").glob("*.json"))
+    assert len(runs) == 3
+    stamp = [p.stat().st_mtime_ns for p in runs]
+    again = gap_benchmark(cfg, tmp_path)  # cached: nothing is retrained
+    assert [p.stat().st_mtime_ns for p in runs] == stamp
+    assert again["methods"]["kidot"]["psnr"] == summary["methods"]["kidot"]["psnr"]
+    assert json.loads((tmp_path / "metrics-ct-sparse60-L3-test.json").read_text())["n_test_cases"] == 4
+
+
+def test_summary_statistics_by_hand():
+    runs = [{"method": "kidot", "seed": s, "seconds": 1.0,
+             "per_case": {"psnr": [30.0 + s, 31.0, 32.0, 33.0, 34.0, 35.0], "ssim": [0.9] * 6, "nmse": [0.1] * 6}}
+            for s in (0, 1)]
+    runs.append({"method": "base", "seed": 0, "seconds": 1.0,
+                 "per_case": {"psnr": [29.0, 30.0, 31.0, 32.0, 33.0, 34.0], "ssim": [0.8] * 6, "nmse": [0.2] * 6}})
+    out = summarise(runs)
+    assert out["methods"]["kidot"]["psnr"]["mean"] == pytest.approx(32.5 + 0.5 / 6)
+    margin = out["margins_of_kidot"]["base"]["psnr"]
+    assert margin["margin"] == pytest.approx(1.0 + 0.5 / 6) and margin["wins"] == 6
+    assert margin["wilcoxon_p_greater"] == pytest.approx(1 / 64)  # exact test: all 6 positive
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="setting"):
+        ProtocolConfig(setting="pet")
+    with pytest.raises(ValueError, match="unknown methods"):
+        ProtocolConfig(methods=("kidot", "magic"))
