@@ -47,6 +47,15 @@ def test_hold_out_couples_across_the_gap(adata):
     assert len(first.x) == len(vg.snapshots.X[0]) and len(first.y) == len(vg.snapshots.X[2])
 
 
+def test_real_times_and_the_index_flag(adata):
+    real = oc.VGFM(adata, rep="X_emb", config={"epsilon": 0.05})
+    assert [iv.dt for iv in real.compute_couplings()] == [0.5, 1.0, 0.5]
+    index = oc.VGFM(adata, rep="X_emb", config={"epsilon": 0.05, "time_mode": "index"})
+    assert [iv.dt for iv in index.compute_couplings()] == [1.0, 1.0, 1.0]
+    np.testing.assert_allclose(index.to_model_time([0.5, 1.0, 2.0]), [1.0, 1.5, 3.0])
+    torch.testing.assert_close(index.intervals[1].coupling.growth_target, real.intervals[1].coupling.growth_target)
+
+
 def _constant_field(rate: float, dim: int = 2) -> WeightedField:
     velocity, growth = VelocityNet(dim, 8, 1), GrowthNet(dim, 8)
     for net in (velocity.net, growth.net):

@@ -207,11 +207,10 @@ def gaussian_bifurcation(
         z = s_z * rng.standard_normal((n, dim - 2))
         dt = times[k + 1] - t if k + 1 < len(times) else np.nan
         u_next = np.column_stack([u[:, 0] + c * dt, u[:, 1] * np.exp(kappa * dt)])
-        embed = lambda uu: np.column_stack([uu, z]) @ Q.T  # noqa: E731
-        Xs.append(embed(u))
+        Xs.append(np.column_stack([u, z]) @ Q.T)
         vel.append(np.column_stack([np.full(n, c), kappa * u[:, 1], np.zeros((n, dim - 2))]) @ Q.T)
         gro.append(gamma * u[:, 1] + g0)
-        nxt.append(embed(u_next))
+        nxt.append(np.column_stack([u_next, z]) @ Q.T)
         dlw.append(g0 * dt + gamma * u[:, 1] * np.expm1(kappa * dt) / kappa)
         masses.append(truth["relative_mass"])
     adata = from_arrays(Xs, times)

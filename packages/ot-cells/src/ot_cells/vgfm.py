@@ -80,8 +80,6 @@ class VGFM:
             raise ValueError("hold_out leaves fewer than two time points to train on")
         self.growth_prior_key = growth_prior_key
         self._prior = self._read_prior(adata, growth_prior_key)
-        real = S.times
-        self.model_times = real.copy() if self.config.time_mode == "real" else np.arange(len(real), dtype=float)
         self.intervals: list[Interval] | None = None
         self._potentials: dict[int, torch.Tensor] = {}  # warm starts for the couplings of a loaded model
         self.field: WeightedField | None = None
@@ -98,6 +96,12 @@ class VGFM:
         if not (np.isfinite(values).all() and (values > 0).all()):
             raise ValueError(f"obs[{key!r}] must hold positive finite growth factors")
         return values
+
+    @property
+    def model_times(self) -> np.ndarray:
+        """The observed times on the model's clock: real times, or 0..K-1 with ``time_mode="index"``."""
+        times = self.snapshots.times
+        return times.copy() if self.config.time_mode == "real" else np.arange(len(times), dtype=float)
 
     def to_model_time(self, t) -> np.ndarray:
         """Real time(s) -> the model's clock (identical unless ``time_mode="index"``)."""
@@ -163,7 +167,7 @@ class VGFM:
         atomic checkpoints there (every ``checkpoint_every`` steps and every epoch); ``resume=True`` continues
         from the latest one. Returns self."""
         if overrides:
-            changed_coupling = any(k in COUPLING_FIELDS for k in overrides)
+            changed_coupling = any(k in (*COUPLING_FIELDS, "time_mode") for k in overrides)
             self.config = self.config.replace(**overrides)
             if changed_coupling:
                 self.intervals = None
