@@ -40,7 +40,9 @@ class VGFMConfig:
         lr_refine, refine_step (Euler step as a fraction of each gap), refine_target_fraction (random share of
         the target snapshot used per epoch), refine_mass_weight (eta > 0 adds eta (log M_pred - log M)^2),
         loss_mode ("sequential" as the original code; "sum" keeps the flow-matching loss in stage 2),
-        select (best epoch by the last interval's W1, or "mean" over intervals), adjoint (adjoint gradients).
+        select (the returned model is the epoch, 0 being the stage-1 model, whose state after the epoch, rolled
+        out without updates, has the lowest W1 on the last interval ("last", as the original) or on average over
+        the intervals ("mean")), adjoint (adjoint gradients).
     Networks: hidden, n_hidden (velocity net), activation. Run: seed, device, checkpoint_every (stage-1 steps).
     """
 

@@ -222,7 +222,8 @@ class VGFM:
             extra = lambda: matching_loss(field, sample_batch(intervals, cfg, generator), self.device)[0]  # noqa: E731
         for epoch in training.progress(range(start, cfg.refine_epochs), total=cfg.refine_epochs, initial=start,
                                        desc="VGFM refinement", disable=not progress):
-            per = refine_epoch(field, intervals[0].x, intervals, masses, cfg, opt, generator, extra)
+            refine_epoch(field, intervals[0].x, intervals, masses, cfg, opt, generator, extra)
+            per = refine_epoch(field, intervals[0].x, intervals, masses, cfg, None, generator)  # score this state
             for iv, rec in zip(intervals, per):
                 records.append({"stage": 2, "step": epoch + 1, "time": float(S.times[iv.target]), **rec})
             score = self._selection_score(per)
