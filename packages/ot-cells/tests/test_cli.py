@@ -47,3 +47,12 @@ def test_bad_input_exits_2_with_a_message(adata, tmp_path, capsys, args, message
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run" / "model.pt").exists()
+
+
+@pytest.mark.slow
+def test_demo_quick(tmp_path):
+    assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert [row["time"] for row in metrics["per_time"]] == [1.0, 2.0, 3.0, 4.0]
+    assert all(row["rme"] < 0.1 for row in metrics["per_time"])
+    assert (tmp_path / "demo" / "growth.png").is_file()

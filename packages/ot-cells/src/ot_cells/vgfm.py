@@ -34,7 +34,7 @@ from .snapshots import MIN_CELLS, cell_times, check_free_keys, read_snapshots, r
 
 __all__ = ["VGFM"]
 
-COUPLING_FIELDS = ("coupling", "epsilon", "reg_m", "scale_cost", "srot_solver", "tol", "max_iter", "auto", "growth")
+COUPLING_FIELDS = ("coupling", "epsilon", "reg_m", "scale_cost", "srot_solver", "tol", "max_iter", "auto")
 
 
 class VGFM:
