@@ -10,10 +10,13 @@ Modules: ``costs``, ``geometry``, ``ops`` (softmin passes), ``solvers``, ``neura
 
 from importlib.metadata import version as _version
 
-from . import costs, flows, neural, training
+from . import costs, datasets, flows, neural, testing, training
 from .api import solve, solve_sample
 from .divergence import SinkhornLoss, reach_to_rho, sinkhorn_divergence, tau_to_rho
+from .minibatch import PlanSampler
+from .pot_style import emd, emd2, emd_blockwise, partial, sinkhorn, sinkhorn2, sinkhorn_unbalanced
 from .result import OTResult
+from .solvers.barycenter import BarycenterResult, barycenter_fixed, barycenter_free
 
 __version__ = _version("ot-core")
 __all__ = [
@@ -24,7 +27,20 @@ __all__ = [
     "reach_to_rho",
     "tau_to_rho",
     "OTResult",
+    "PlanSampler",
+    "sinkhorn",
+    "sinkhorn2",
+    "sinkhorn_unbalanced",
+    "emd",
+    "emd2",
+    "emd_blockwise",
+    "partial",
+    "barycenter_fixed",
+    "barycenter_free",
+    "BarycenterResult",
     "costs",
+    "datasets",
+    "testing",
     "flows",
     "neural",
     "training",

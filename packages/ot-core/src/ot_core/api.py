@@ -7,8 +7,8 @@ One entry point per input kind; the variant is chosen by the arguments (POT's na
 
 from __future__ import annotations
 
+import inspect
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,7 @@ class _Options:
     grad: str
     value_convention: str
     num_iter_max: int
+    schedule_start: float | None = None  # first epsilon of eps_schedule (default: max C)
 
 
 def solve(
@@ -111,8 +112,10 @@ def solve(
     B, n, m = Cb.shape
     wa = chk.check_weights(a, n, B, "a", Cb)
     wb = chk.check_weights(b, m, B, "b", Cb)
-    opts = _options(reg, reg_type, unbalanced, mass, prior, method, max_iter, tol, check_every, updates,
-                    eps_schedule, scaling, init, grad, value_convention, num_iter_max)
+    opts = _options(reg, reg_type=reg_type, unbalanced=unbalanced, mass=mass, prior=prior, method=method,
+                    max_iter=max_iter, tol=tol, check_every=check_every, updates=updates, eps_schedule=eps_schedule,
+                    scaling=scaling, init=init, grad=grad, value_convention=value_convention,
+                    num_iter_max=num_iter_max)
     track = opts.grad == "unroll"
     geom = DenseGeometry(Cb if track else Cb.detach(), block_rows)
     _check_marginals(wa, wb, opts)
@@ -138,17 +141,24 @@ def solve_sample(
     backend: str = "auto",
     block_rows: int | None = None,
     precision: str = "ieee",
+    allow_tf32: bool = False,
     center: bool = True,
     lengths=None,
+    eps_start: float | None = None,
     **kwargs,
 ) -> OTResult:
     """Solve OT between point clouds x (n, d) and y (m, d) (or batches (B, n, d), (B, m, d)).
 
     The cost matrix is never stored unless ``backend="dense"`` (or "auto" on a small CPU problem):
     ``"chunked"`` evaluates it in row blocks of ``block_rows`` (memory O((n + m) d + block_rows m)); ``"triton"``
-    uses the fused CUDA kernels (squared Euclidean). ``center=True`` subtracts a common mean from x and y
-    (exact for translation-invariant costs; it reduces cancellation in the dot-form kernels).
+    uses the fused CUDA kernels (squared Euclidean, computed in fp32; ``auto`` picks them for large float32
+    CUDA problems). ``precision`` of the Triton dot products: "ieee" (default, strict fp32), "tf32x3" (3-pass
+    TF32, near fp32) or "tf32" (TF32, ~1e-3 relative error in the scores); ``allow_tf32=True`` is the same as
+    ``precision="tf32"``. ``center=True`` subtracts a common mean from x and y (exact for translation-invariant
+    costs; it reduces cancellation in the dot-form kernels).
     ``lengths=(len_a, len_b)``: per-batch numbers of valid points for ragged batches (the rest is padding).
+    ``eps_start``: first epsilon of ``eps_schedule`` (default: GeomLoss's squared bounding-box diameter of both
+    clouds for squared-Euclidean costs, max C otherwise).
     Other keyword arguments are those of :func:`solve`. ``lazy_plan.barycentric_map()`` maps x onto y.
     """
     x = chk.as_tensor(x, "x")
@@ -164,6 +174,9 @@ def solve_sample(
     chk.check_finite(x.detach(), "x")
     chk.check_finite(y.detach(), "y")
     chk.choice(backend, "backend", ("auto", "dense", "chunked", "triton"))
+    chk.choice(precision, "precision", ("ieee", "tf32", "tf32x3"))
+    if allow_tf32 and precision == "ieee":
+        precision = "tf32"
     cost_fn = get_cost(cost, half)
     batched = x.dim() == 3
     xb, yb = (x, y) if batched else (x.unsqueeze(0), y.unsqueeze(0))
@@ -172,17 +185,15 @@ def solve_sample(
     wb = chk.check_weights(b, m, B, "b", xb)
     if lengths is not None:
         wa, wb = _ragged(wa, wb, lengths, a, b)
-    opts = _options(reg, kwargs.pop("reg_type", "kl"), kwargs.pop("unbalanced", None), kwargs.pop("mass", None),
-                    kwargs.pop("prior", (None, None)), kwargs.pop("method", "auto"), kwargs.pop("max_iter", 1000),
-                    kwargs.pop("tol", 1e-6), kwargs.pop("check_every", 10), kwargs.pop("updates", "alternating"),
-                    kwargs.pop("eps_schedule", None), kwargs.pop("scaling", 0.5), kwargs.pop("init", None),
-                    kwargs.pop("grad", "envelope"), kwargs.pop("value_convention", "ot_core"),
-                    kwargs.pop("num_iter_max", EMD_NUM_ITER_MAX))
-    reg_scale = kwargs.pop("reg_scale", "absolute")
-    scale_cost = kwargs.pop("scale_cost", None)
-    if kwargs:
-        raise TypeError(f"solve_sample() got unexpected keyword arguments {sorted(kwargs)}")
+    unknown = sorted(set(kwargs) - set(_SOLVE_KEYWORDS))
+    if unknown:
+        raise TypeError(f"solve_sample() got unexpected keyword arguments {unknown}")
+    options = {**_SOLVE_KEYWORDS, **kwargs}
+    reg_scale, scale_cost = options.pop("reg_scale"), options.pop("scale_cost")
+    opts = _options(reg, **options)
     _check_marginals(wa, wb, opts)
+    if opts.eps_schedule is not None:
+        opts.schedule_start = eps_start if eps_start is not None else _diameter_eps(xb.detach(), yb.detach(), cost_fn)
 
     track = opts.grad == "unroll"
     xs, ys = (xb, yb) if track else (xb.detach(), yb.detach())
@@ -209,10 +220,17 @@ def solve_sample(
 
     result = _solve(geom, wa, wb, opts, reg_scale, scale_cost, batched, (x, y, a, b), grad_fn)
     result.lazy_plan.target_points = yb.detach() if batched else yb[0].detach()
+    if result.reg is not None:
+        result.extra["target"] = (yb.detach(), torch.log(wb), cost_fn)
     return result
 
 
 # --------------------------------------------------------------------------------------------- internals
+#: solve()'s keyword options and their defaults, which solve_sample() forwards (one source of defaults)
+_SOLVE_KEYWORDS = {name: p.default for name, p in inspect.signature(solve).parameters.items()
+                   if p.kind is p.KEYWORD_ONLY and name not in ("reg", "block_rows")}
+
+
 def _options(reg, reg_type, unbalanced, mass, prior, method, max_iter, tol, check_every, updates, eps_schedule,
              scaling, init, grad, value_convention, num_iter_max) -> _Options:
     if reg is not None and not (isinstance(reg, (int, float)) and reg == 0):
@@ -241,6 +259,17 @@ def _options(reg, reg_type, unbalanced, mass, prior, method, max_iter, tol, chec
             raise ValueError(f"prior[{side}] is set but that side is a hard marginal; priors act on relaxed sides")
     return _Options(reg, reg_type, rho, mass, tuple(prior), method, int(max_iter), float(tol), int(check_every),
                     updates, eps_schedule, float(scaling), init, grad, value_convention, int(num_iter_max))
+
+
+def _diameter_eps(x: torch.Tensor, y: torch.Tensor, cost: Cost) -> float | None:
+    """GeomLoss's first epsilon for squared-Euclidean costs: the squared diagonal of the bounding box of both
+    clouds (``half`` or not); None (-> max C) for other costs."""
+    from .costs import SqEuclidean
+
+    if not isinstance(cost, SqEuclidean):
+        return None
+    pts = torch.cat([x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])])
+    return float(((pts.amax(0) - pts.amin(0)) ** 2).sum())
 
 
 def _check_marginals(wa: torch.Tensor, wb: torch.Tensor, opts: _Options) -> None:
@@ -276,7 +305,8 @@ def _pick_backend(backend: str, cost: Cost, x: torch.Tensor, B: int, n: int, m: 
         if x.device.type == "cuda":
             from .ops import triton_available
 
-            if isinstance(cost, SqEuclidean) and pairs > TRITON_MIN_PAIRS_CUDA and triton_available():
+            fused = isinstance(cost, SqEuclidean) and x.dtype == torch.float32  # the kernels compute in fp32
+            if fused and pairs > TRITON_MIN_PAIRS_CUDA and triton_available():
                 return "triton"
             return "dense" if pairs <= TRITON_MIN_PAIRS_CUDA else "chunked"
         return "dense" if pairs <= DENSE_MAX_PAIRS_CPU else "chunked"
@@ -363,8 +393,17 @@ def _entropic(geom, wa, wb, log_a, log_b, eps, rho, opts: _Options, k) -> OTResu
             raise ValueError("method='semidual' solves semi-relaxed problems: pass unbalanced=(rho, inf)")
         out = semidual_semirelaxed(geom, log_a, log_b, eps, rho[0], log_prior=prior[0], max_iter=opts.max_iter,
                                    tol=opts.tol, check_every=opts.check_every, init=init[0])
+        if not out.converged and out.n_iter < opts.max_iter:
+            # L-BFGS stalls once the objective's changes fall below its rounding; Sinkhorn polishes the last digits
+            polished = sinkhorn(geom, log_a, log_b, eps, rho, log_prior=prior, max_iter=opts.max_iter - out.n_iter,
+                                tol=opts.tol, check_every=opts.check_every, init=(out.f, out.g))
+            polished.n_iter += out.n_iter
+            polished.errors = out.errors + polished.errors
+            out = polished
     else:
-        start = float(geom.max_cost().max()) if opts.eps_schedule else eps
+        start = eps
+        if opts.eps_schedule:
+            start = opts.schedule_start * k if opts.schedule_start is not None else float(geom.max_cost().max())
         stages = eps_stages(eps, opts.eps_schedule, opts.scaling, start)
         max_iter = 1 if opts.eps_schedule == "geomloss" else opts.max_iter
         check_every = max_iter + 1 if opts.eps_schedule == "geomloss" else opts.check_every

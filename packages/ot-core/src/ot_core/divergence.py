@@ -35,21 +35,37 @@ def sinkhorn_divergence(
 ) -> torch.Tensor:
     """Sinkhorn divergence between point clouds x (n, d) and y (m, d) (or batches (B, n, d), (B, m, d)).
 
-    ``value="dual"`` uses the dual values D(f, g) (GeomLoss; differentiable in x, y, a, b); ``"linear"`` uses
-    <C, pi> (POT's ``empirical_sinkhorn_divergence``; no gradient), with ``clamp=True`` clipping at 0 as POT does.
+    ``value="dual"`` uses the dual objective D(f, g) (differentiable in x, y, a, b); ``"geomloss"`` uses GeomLoss's
+    <a, f> + <b, g>, which omits D's mass term eps (sum pi - 1) (equal at convergence; same gradients);
+    ``"linear"`` uses <C, pi> (POT's ``empirical_sinkhorn_divergence``; no gradient), with ``clamp=True`` clipping
+    at 0 as POT does.
     ``debias=False`` returns OT(a, b) alone. Other keywords go to :func:`ot_core.solve_sample` (``tol``,
     ``max_iter``, ``backend``, ...).
     """
-    if value not in ("dual", "linear"):
-        raise ValueError(f"value={value!r}; use 'dual' or 'linear'")
+    if value not in ("dual", "geomloss", "linear"):
+        raise ValueError(f"value={value!r}; use 'dual', 'geomloss' or 'linear'")
     if solve_kw.get("unbalanced") is not None and debias:
         raise NotImplementedError("the debiased unbalanced divergence (Sejourne et al.) is not available yet")
     if value == "linear":
         solve_kw.setdefault("grad", "detach")
+    if solve_kw.get("eps_schedule") is not None and solve_kw.get("eps_start") is None:
+        from .api import _diameter_eps
+        from .costs import get_cost
+
+        # one schedule for the three terms, from both clouds (GeomLoss)
+        xs, ys = (torch.as_tensor(t).detach() for t in (x, y))
+        solve_kw["eps_start"] = _diameter_eps(xs, ys, get_cost(cost, half))
 
     def term(p, q, wp, wq, updates):
         res = solve_sample(p, q, wp, wq, reg=reg, cost=cost, half=half, **{"updates": updates, **solve_kw})
-        return res.value if value == "dual" else res.value_linear
+        if value == "linear":
+            return res.value_linear
+        if value == "geomloss":
+            a_, b_ = res.log_a.exp(), res.log_b.exp()
+            f, g = (res.f, res.g) if res.lazy_plan.batched else (res.f[None], res.g[None])
+            lin = (a_ * f).sum(-1) + (b_ * g).sum(-1)
+            return res.value + (lin.reshape(res.value.shape) - res.value).detach()
+        return res.value
 
     out = term(x, y, a, b, cross_updates)
     if debias:
@@ -62,7 +78,8 @@ class SinkhornLoss(torch.nn.Module):
 
     ``p=2`` uses |x - y|^2 / 2 (GeomLoss), ``p=1`` |x - y|; eps = blur^p; ``reach`` gives rho = reach^p
     (unbalanced, without debiasing). Unlike GeomLoss, iterations run to convergence (``tol``) after the
-    epsilon-scaling warm start (``scaling``); ``schedule="geomloss"`` reproduces GeomLoss's fixed schedule.
+    epsilon-scaling warm start (``scaling``); ``schedule="geomloss"`` reproduces GeomLoss's fixed schedule and
+    value formula exactly (not converged for small blur: the value then depends on ``scaling``).
     """
 
     def __init__(self, p: int = 2, blur: float = 0.05, reach: float | None = None, scaling: float = 0.5,
@@ -87,7 +104,8 @@ class SinkhornLoss(torch.nn.Module):
         if self.reach is not None:
             kw["unbalanced"] = self.reach**self.p
         cost, half = ("sqeuclidean", True) if self.p == 2 else ("euclidean", False)
-        return sinkhorn_divergence(x, y, a, b, reg=self.blur**self.p, cost=cost, half=half,
+        value = "geomloss" if self.schedule == "geomloss" else "dual"
+        return sinkhorn_divergence(x, y, a, b, reg=self.blur**self.p, cost=cost, half=half, value=value,
                                    debias=self.debias and self.reach is None, **kw)
 
     def extra_repr(self) -> str:

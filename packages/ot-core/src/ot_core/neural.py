@@ -5,6 +5,7 @@
   :func:`semidual_map_loss`.
 - Continuous regularised duals (Seguy et al. 2018; OTCS): :func:`dual_l2_loss`, :func:`l2_plan_density`,
   :func:`dual_entropic_loss`, :func:`entropic_plan_density`.
+- ARPM source reweighting: :func:`reweight_simplex_ball` (exact, no conic solver).
 - Barycenters with congruent potentials (BaryIR): :func:`congruence_penalty`, :func:`center_potentials`,
   :func:`barycenter_weights`, :func:`source_importance_weights`.
 """
@@ -15,7 +16,10 @@ from typing import Callable
 
 import torch
 
+from .solvers.simplex_ball import reweight_simplex_ball
+
 __all__ = [
+    "reweight_simplex_ball",
     "critic_loss",
     "w1_critic_loss",
     "gradient_penalty",

@@ -246,11 +246,26 @@ class OTResult:
 
     def to_pot(self) -> tuple[torch.Tensor, torch.Tensor]:
         """POT's dimensionless log-scalings (log_u, log_v) with pi = exp(log_u + log_v - C / reg)."""
-        if self.reg is None:
-            raise ValueError("to_pot() is defined for entropic results (reg > 0)")
         plan = self.lazy_plan
+        if self.reg is None or not isinstance(plan, LazyPlan):
+            raise ValueError("to_pot() is defined for entropic (KL) results")
         log_u, log_v = plan.u, plan.v  # type: ignore[attr-defined]
         return (log_u, log_v) if plan.batched else (log_u[0], log_v[0])
+
+    def transport(self, x_new: torch.Tensor) -> torch.Tensor:
+        """Entropic map of new source points (n_new, d): sum_j pi(x, y_j) y_j / sum_j pi(x, y_j), with f extended
+        by its c-transform (OTT's ``to_dual_potentials``). Available for entropic ``solve_sample`` results."""
+        if "target" not in self.extra or self.reg is None:
+            raise ValueError("transport() needs an entropic result of solve_sample (reg > 0)")
+        y, log_b, cost = self.extra["target"]
+        eps, k = self.extra["eps"], self.extra["cost_scale"]
+        g = self.g if self.lazy_plan.batched else self.g.unsqueeze(0)
+        xb = x_new if self.lazy_plan.batched else x_new.unsqueeze(0)
+        if xb.shape[-1] != y.shape[-1]:
+            raise ValueError(f"x_new has dimension {xb.shape[-1]} but the target points have {y.shape[-1]}")
+        scores = (g[:, None, :] - cost.matrix(xb.to(y.dtype), y) / k) / eps + log_b[:, None, :]
+        mapped = torch.softmax(scores, dim=-1) @ y
+        return mapped if self.lazy_plan.batched else mapped[0]
 
     def warn_if_not_converged(self) -> None:
         if not self.converged:

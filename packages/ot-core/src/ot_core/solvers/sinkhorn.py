@@ -31,12 +31,13 @@ def kappa(rho: float, eps: float) -> float:
 
 def eps_stages(eps: float, schedule: str | None, scaling: float, start: float) -> list[float]:
     """The epsilon values visited: ``[eps]`` without a schedule, else GeomLoss's geometric sequence
-    start, start * scaling^2, ... (blur halves for scaling = 0.5) down to eps (eps included once at the end)."""
+    start, start, start * scaling^2, ... (the blur halves for scaling = 0.5) down to eps, eps included once at the
+    end (``start`` appears twice, as in GeomLoss's ``epsilon_schedule``)."""
     if schedule is None or start <= eps:
         return [eps]
     if not 0 < scaling < 1:
         raise ValueError(f"scaling must be in (0, 1), got {scaling}")
-    stages, e = [], start
+    stages, e = [start], start
     while e > eps:
         stages.append(e)
         e *= scaling**2
@@ -149,7 +150,7 @@ def sinkhorn(
             err = side_a.residual(f, lse_f, eps)
             if symmetric:
                 err = err + side_b.residual(g, lse_g_new, eps)
-            err_max = float(err.max())  # host sync
+            err_max = float(err.max().detach())  # host sync
             errors.append(err_max)
             if not math.isfinite(err_max):
                 raise FloatingPointError(
