@@ -107,3 +107,11 @@ def test_config_presets():
     assert VGFMConfig.preset("small", steps=7).steps == 7
     with pytest.raises(ValueError, match="unknown preset"):
         VGFMConfig.preset("nope")
+
+
+def test_checkpoint_selection_scores_the_stage2_loss(adata):
+    records = [{"w1": 0.1, "mass_pred": 1.0, "mass_obs": 1.0}, {"w1": 0.2, "mass_pred": math.e, "mass_obs": 1.0}]
+    vg = oc.VGFM(adata, rep="X_emb", config={"select": "mean", "refine_mass_weight": 0.5})
+    assert vg._selection_score(records) == pytest.approx((0.1 + 0.2 + 0.5) / 2)
+    vg.config = vg.config.replace(select="last", refine_mass_weight=0.0)
+    assert vg._selection_score(records) == pytest.approx(0.2)

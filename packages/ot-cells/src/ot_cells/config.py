@@ -41,8 +41,8 @@ class VGFMConfig:
         the target snapshot used per epoch), refine_mass_weight (eta > 0 adds eta (log M_pred - log M)^2),
         loss_mode ("sequential" as the original code; "sum" keeps the flow-matching loss in stage 2),
         select (the returned model is the epoch, 0 being the stage-1 model, whose state after the epoch, rolled
-        out without updates, has the lowest W1 on the last interval ("last", as the original) or on average over
-        the intervals ("mean")), adjoint (adjoint gradients).
+        out without updates, has the lowest stage-2 loss (W1, plus the mass term when eta > 0) on the last interval
+        ("last", as the original) or on average over the intervals ("mean")), adjoint (adjoint gradients).
     Networks: hidden, n_hidden (velocity net), activation. Run: seed, device, checkpoint_every (stage-1 steps).
     """
 

@@ -237,9 +237,11 @@ class VGFM:
             self.best_epoch = best["epoch"]
 
     def _selection_score(self, records: list[dict]) -> float:
-        """W1 of the last interval (``select="last"``, original) or the mean over intervals."""
-        w1s = [r["w1"] for r in records]
-        return w1s[-1] if self.config.select == "last" else float(np.mean(w1s))
+        """The stage-2 loss of the last interval (``select="last"``, original) or its mean over intervals:
+        W1, plus ``refine_mass_weight`` (log M_pred - log M)^2 when that weight is > 0."""
+        eta = self.config.refine_mass_weight
+        losses = [r["w1"] + eta * math.log(r["mass_pred"] / r["mass_obs"]) ** 2 for r in records]
+        return losses[-1] if self.config.select == "last" else float(np.mean(losses))
 
     # ------------------------------------------------------------------------------------------ inference
     def velocity(self, X, t) -> np.ndarray:
