@@ -92,6 +92,19 @@ def test_refinement_trains_growth_only_with_a_mass_penalty(adata, weight, expect
     assert (g_grad > 0) == expect_grad
 
 
+def test_mass_penalty_leaves_the_velocity_gradient_unchanged(adata):
+    grads = []
+    for weight in (0.0, 5.0):
+        vg = oc.VGFM(adata, rep="X_emb", config={"epsilon": 0.05, "hidden": 8, "n_hidden": 1,
+                                                 "refine_mass_weight": weight})
+        field = vg._build_field()
+        intervals = vg.compute_couplings()
+        refine_epoch(field, intervals[0].x, intervals, [1.1, 1.2, 1.3], vg.config,
+                     torch.optim.SGD(field.parameters(), lr=0.0), torch.Generator().manual_seed(0))
+        grads.append(torch.cat([p.grad.flatten() for p in field.velocity.parameters()]))
+    torch.testing.assert_close(grads[0], grads[1])
+
+
 def test_w1_matches_pot_and_rme():
     gen = np.random.default_rng(0)
     x, y, w = gen.normal(size=(20, 3)), gen.normal(size=(30, 3)) + 0.5, gen.random(20)

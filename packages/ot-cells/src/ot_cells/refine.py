@@ -1,7 +1,8 @@
 """Stage 2 of VGFM: distribution fitting. From all cells of the first snapshot (log w = log(1 / n_0)), roll out
 the ODE interval by interval with fixed Euler steps and minimise the exact W1 between the weight-normalised
 prediction and the next observed snapshot (gradients reach the positions through the envelope theorem; the plan
-is computed on detached weights, so the growth net is trained only when ``refine_mass_weight > 0``)."""
+is computed on detached weights, so the growth net is trained only when ``refine_mass_weight > 0``, and then by the
+mass penalty alone)."""
 
 from __future__ import annotations
 
@@ -55,14 +56,22 @@ def _epoch(field, x0, intervals, target_mass, config, optimizer, generator, extr
         loss = ot_core.solve_sample(x_hat, y, weights, None, cost="euclidean", reg=None).value
         w1 = loss.item()
         log_mass = torch.logsumexp(lw_hat, 0)
-        if config.refine_mass_weight > 0:
-            loss = loss + config.refine_mass_weight * (log_mass - math.log(mass)) ** 2
         if optimizer is not None:
             if extra_loss is not None:
                 loss = loss + extra_loss()
             optimizer.zero_grad()
+            if config.refine_mass_weight > 0 and field.growth is not None:
+                _add_mass_gradient(field.growth, config.refine_mass_weight * (log_mass - math.log(mass)) ** 2)
             loss.backward()
             optimizer.step()
         records.append({"w1": w1, "mass_pred": log_mass.exp().item(), "mass_obs": float(mass)})
         x, log_w = x_hat.detach(), lw_hat.detach()
     return records
+
+
+def _add_mass_gradient(growth: torch.nn.Module, mass_loss: torch.Tensor) -> None:
+    """Accumulate the gradient of the mass penalty in the growth net only: the velocity net, trained by W1, is not
+    allowed to move cells towards growth that happens to fit the mass."""
+    params = list(growth.parameters())
+    for p, grad in zip(params, torch.autograd.grad(mass_loss, params, retain_graph=True)):
+        p.grad = grad if p.grad is None else p.grad + grad
