@@ -1,6 +1,7 @@
 """Closed-form Gaussian bifurcation (simulator B), protocol A: W1 at every observed time against the W1 between
-two independent true samples of the same size (mean over 5 such pairs), relative mass error, learned vs true growth (Spearman over all
-observed cells) and velocity (mean cosine).
+two independent true samples of the same size (mean over 5 such pairs), relative mass error against that of the
+true dynamics carried from the observed first cells, learned vs true growth (Spearman over all observed cells)
+and velocity (mean cosine).
 
     uv run python packages/ot-cells/benchmarks/gaussian.py --seeds 0 1 2
 """
@@ -17,10 +18,9 @@ from ot_cells.metrics import growth_correlation, velocity_cosine, w1
 from common import mean_sd, parser, save, setup
 
 #: settings for this simulator (cells 0.1 apart): path noise below the component width, sharper couplings,
-#: lam on the scale of the true growth heterogeneity, checkpoint by the mean stage-2 loss over the intervals, and
-#: the mass penalty of stage 2 at unit weight (eta = 1; the growth net's only stage-2 loss, so with Adam its step
-#: size does not depend on eta: eta only sets how much the velocity net may trade W1 for mass)
-SETTINGS = {"sigma": 0.02, "epsilon": 0.001, "reg_m": 0.5, "select": "mean", "refine_mass_weight": 1.0}
+#: lam on the scale of the true growth heterogeneity, checkpoint by the mean W1 over the intervals. The stage-2
+#: mass penalty stays off: '{"refine_mass_weight": 1}' raised seed 1's mass error (README, Results)
+SETTINGS = {"sigma": 0.02, "epsilon": 0.001, "reg_m": 0.5, "select": "mean"}
 
 
 def noise_floor(times, seed: int, pairs: int = 5) -> list[float]:
@@ -32,6 +32,20 @@ def noise_floor(times, seed: int, pairs: int = 5) -> list[float]:
             a, b = (oc.datasets.gaussian_bifurcation(seed=seed + 1000 + 2 * r + k, times=(0, t)) for k in (0, 1))
             values.append(w1(a.X[a.obs["time"] == t], b.X[b.obs["time"] == t]))
         out.append(float(np.mean(values)))
+    return out
+
+
+def true_dynamics_rme(adata, times) -> list[float]:
+    """RME of the true dynamics carried from the observed first cells (the sampling floor of the RME): cell i
+    grows by exp(g0 t + gamma u2_i (e^{kappa t} - 1) / kappa); target M_k = N_k / N_0 as for the model."""
+    p, Q = adata.uns["simulator"], adata.uns["truth"]["rotation"]
+    T = adata.obs["time"].to_numpy()
+    u2 = (adata.obsm["X_emb"][T == T.min()] @ Q)[:, 1]
+    out = []
+    for t in times:
+        mass = np.exp(p["g0"] * t + p["gamma"] * u2 * np.expm1(p["kappa"] * t) / p["kappa"]).mean()
+        target = (T == t).sum() / (T == T.min()).sum()
+        out.append(float(abs(mass - target) / target))
     return out
 
 
@@ -49,6 +63,7 @@ def run_seed(seed: int, settings: dict) -> dict:
         "w1_floor": floor,
         "w1_ratio": (table["w1"] / np.asarray(floor)).tolist(),
         "rme": table["rme"].tolist(),
+        "rme_true_dynamics": true_dynamics_rme(adata, times),
         "growth": growth_correlation(vg.growth(X, T), adata.obs["growth_true"].to_numpy()),
         "velocity_cosine": velocity_cosine(vg.velocity(X, T), adata.obsm["velocity_true"]),
         "best_epoch": vg.best_epoch,
@@ -79,10 +94,11 @@ def main() -> None:
               f"Spearman {runs[-1]['growth']['spearman']:.3f}, cosine {runs[-1]['velocity_cosine']:.3f}", flush=True)
         save(args, args.name, {"settings": settings, "runs": runs, "summary": summarise(runs)}, started)
     summary = summarise(runs)
-    print("| t | W1 | W1 of two true samples | ratio | RME |\n|---|---|---|---|---|")
+    print("| t | W1 | W1 of two true samples | ratio | RME | RME of the true dynamics |\n|---|---|---|---|---|---|")
     for i, t in enumerate(runs[0]["time"]):
         print(f"| {t:g} | {mean_sd([r['w1'][i] for r in runs])} | {mean_sd([r['w1_floor'][i] for r in runs])} | "
-              f"{mean_sd([r['w1_ratio'][i] for r in runs])} | {mean_sd([r['rme'][i] for r in runs])} |")
+              f"{mean_sd([r['w1_ratio'][i] for r in runs])} | {mean_sd([r['rme'][i] for r in runs])} | "
+              f"{mean_sd([r['rme_true_dynamics'][i] for r in runs])} |")
     print(f"Spearman(g): {mean_sd([r['growth']['spearman'] for r in runs])}; "
           f"cosine(v): {mean_sd([r['velocity_cosine'] for r in runs])}; summary {summary}")
 
