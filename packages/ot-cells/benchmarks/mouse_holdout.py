@@ -5,6 +5,9 @@ static SROT interpolation, the nearest observed days, and moscot's TemporalProbl
 dependency group "bench": its interpolated cells scored with the same exact W1).
 
     uv run --group bench python packages/ot-cells/benchmarks/mouse_holdout.py --seeds 0 1 2
+
+moscot's solve of the 1429 x 5788 day 2 -> 6 problem went past 12 GB of memory on the 24 GB development machine
+(killed there); `--no-moscot` skips it.
 """
 
 from __future__ import annotations
