@@ -7,7 +7,8 @@ dependency group "bench": its interpolated cells scored with the same exact W1).
     uv run --group bench python packages/ot-cells/benchmarks/mouse_holdout.py --seeds 0 1 2
 
 moscot's solve of the 1429 x 5788 day 2 -> 6 problem went past 12 GB of memory on the 24 GB development machine
-(killed there); `--no-moscot` skips it.
+(killed there; moscot 0.5.2 with ott-jax 0.6.0 and jax 0.10.2 reached 18 GB with both settings below, still
+solving); it has not completed on that machine. `--no-moscot` skips it.
 """
 
 from __future__ import annotations
