@@ -15,11 +15,10 @@ __all__ = ["w1", "relative_mass_error", "velocity_cosine", "velocity_relative_l2
 def w1(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, weights=None) -> float:
     """Exact W1 (network simplex, Euclidean ground cost) between sum_i w_i delta_{x_i} (weights normalised;
     uniform when None) and the uniform measure on y (m, d)."""
-    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).double()
-    y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).double()
+    x, y = torch.as_tensor(_np(x), dtype=torch.float64), torch.as_tensor(_np(y), dtype=torch.float64)
     a = None
     if weights is not None:
-        a = torch.as_tensor(np.asarray(weights) if not isinstance(weights, torch.Tensor) else weights).double()
+        a = torch.as_tensor(_np(weights), dtype=torch.float64)
         a = a / a.sum()
     with torch.no_grad():
         return float(ot_core.solve_sample(x, y, a, None, cost="euclidean", reg=None).value)
