@@ -260,11 +260,12 @@ class VGFM:
         in the config. Returns self."""
         self._require_fit()
         S, kept = self.snapshots, self.kept
+        knots = self.model_times[kept]
+        if self.mass_offsets is None:  # c = 0 with its jumps: the integrator restarts there before and after
+            self.field.set_growth_offset(knots, np.zeros(len(knots) - 1))
         _, lws = self.rollout(S.times[kept[1:]])
         r = np.log(S.relative_mass[kept]) - np.concatenate([[0.0], torch.logsumexp(lws.double(), 1).numpy()])
-        knots = self.model_times[kept]
-        old = self.mass_offsets if self.mass_offsets is not None else 0.0
-        self.field.set_growth_offset(knots, old + np.diff(r) / np.diff(knots))
+        self.field.set_growth_offset(knots, self.mass_offsets + np.diff(r) / np.diff(knots))
         self.config = self.config.replace(calibrate_mass=True)
         return self
 
