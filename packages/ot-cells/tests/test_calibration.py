@@ -51,15 +51,16 @@ def test_constant_growth_offset_is_compensated_exactly(adata, tiny, time_mode):
     vg.calibrate()
     t, M = vg.model_times, vg.snapshots.relative_mass
     expected = np.diff(np.log(M)) / np.diff(t) - rate
-    np.testing.assert_allclose(vg.mass_offsets, expected, atol=1e-5)
+    tol = 1e-4  # float32 log-weights over the dopri5 steps
+    np.testing.assert_allclose(vg.mass_offsets, expected, atol=tol)
     assert vg.config.calibrate_mass
     # c(t) is piecewise constant on the kept intervals and holds its end values outside them
     X = vg.snapshots.X[0].numpy()[:3]
     span = vg.snapshots.times
     for real_t, c in ((span[0] - 1, expected[0]), (span[1], expected[1]), (span[-1] + 1, expected[-1])):
-        np.testing.assert_allclose(vg.growth(X, real_t), rate + c, atol=1e-5)
+        np.testing.assert_allclose(vg.growth(X, real_t), rate + c, atol=tol)
     vg.calibrate()  # a second calibration changes nothing
-    np.testing.assert_allclose(vg.mass_offsets, expected, atol=1e-5)
+    np.testing.assert_allclose(vg.mass_offsets, expected, atol=tol)
 
 
 def test_round_trip_keeps_the_calibration_and_old_files_load(adata, tiny, tmp_path):
