@@ -113,11 +113,11 @@ def test_functional_tools_write_documented_keys(adata, tiny):
 
 
 def test_holdout_benchmark_rows(adata, tiny):
-    table = oc.tl.holdout_benchmark(adata, "time", "X_emb", [1.5], seeds=(0,), config=tiny)
+    table = oc.tl.holdout_benchmark(adata, "time", "X_emb", [1.5], seeds=(0,), config=tiny, calibrate_mass=True)
     assert set(table["method"]) == {"VGFM", "OT-CFM (growth-free)", "static SROT interpolation",
                                     "previous snapshot", "next snapshot"}
     free = table[table["method"] == "OT-CFM (growth-free)"].iloc[0]
-    assert free["mass_pred"] == pytest.approx(1.0, rel=1e-5)  # balanced: no growth
+    assert free["mass_pred"] == pytest.approx(1.0, rel=1e-5)  # balanced: no growth, no mass calibration
     nxt = table[table["method"] == "next snapshot"].iloc[0]
     assert nxt["rme"] == pytest.approx(abs(nxt["mass_pred"] - nxt["mass_obs"]) / nxt["mass_obs"])
     assert (table["w1"] > 0).all()

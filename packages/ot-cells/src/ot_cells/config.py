@@ -43,6 +43,11 @@ class VGFMConfig:
         select (the returned model is the epoch, 0 being the stage-1 model, whose state after the epoch, rolled
         out without updates, has the lowest stage-2 loss (W1, plus the mass term when eta > 0) on the last interval
         ("last", as the original) or on average over the intervals ("mean")), adjoint (adjoint gradients).
+    Mass calibration (extension, off by default as in the original): calibrate_mass adds, after stage 2, a
+        constant c_k to g on each interval between kept times, c_k = (log(M_k+1 / M_pred(t_k+1)) - log(M_k /
+        M_pred(t_k))) / dt_k from the dopri5 rollout of all first cells, so that this rollout carries exactly the
+        observed relative mass at every kept time (held-out masses are never used); c is held at its first and
+        last values outside the kept times (see ``VGFM.calibrate``).
     Networks: hidden, n_hidden (velocity net), activation. Run: seed, device, checkpoint_every (stage-1 steps).
     """
 
@@ -69,6 +74,7 @@ class VGFMConfig:
     loss_mode: str = "sequential"
     select: str = "last"
     adjoint: bool = False
+    calibrate_mass: bool = False
     hidden: int = 128
     n_hidden: int = 3
     activation: str = "leakyrelu"

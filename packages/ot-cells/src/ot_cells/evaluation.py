@@ -16,8 +16,9 @@ from .vgfm import VGFM
 
 __all__ = ["static_interpolation", "nearest_snapshots", "holdout_benchmark", "GROWTH_FREE"]
 
-#: settings that turn VGFM into the balanced OT-CFM baseline (exact OT pairs, g = 0, same networks and stages)
-GROWTH_FREE = {"coupling": "exact", "growth": False}
+#: settings that turn VGFM into the balanced OT-CFM baseline (exact OT pairs, g = 0 and no mass calibration, same
+#: networks and stages)
+GROWTH_FREE = {"coupling": "exact", "growth": False, "calibrate_mass": False}
 
 
 def static_interpolation(vg: VGFM, time: float, n_pairs: int | None = None, seed: int = 0) -> dict[str, float]:
@@ -69,7 +70,7 @@ def holdout_benchmark(
         if baselines:
             models["OT-CFM (growth-free)"] = VGFM(adata, time_key, rep, n_dims, hold_out=t, config=config)
         for name, vg in models.items():
-            vg.config = vg.config.replace(**overrides, **(GROWTH_FREE if name != "VGFM" else {}))
+            vg.config = vg.config.replace(**{**overrides, **(GROWTH_FREE if name != "VGFM" else {})})
             for seed in seeds:
                 vg.fit(progress=progress, seed=seed)
                 res = vg.evaluate([t]).iloc[0]

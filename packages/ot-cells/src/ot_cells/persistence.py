@@ -58,6 +58,8 @@ def to_uns(vg: "VGFM") -> dict[str, Any]:
         "growth_state": _arrays(field.growth.state_dict()) if field.growth is not None else {},
         "losses": {c: vg.losses[c].to_numpy(dtype=float) for c in vg.losses.columns},
     }
+    if vg.mass_offsets is not None:
+        state["mass_offsets"] = vg.mass_offsets
     if vg.intervals is not None and vg.config.coupling == "srot":
         state["srot_potentials"] = {str(i): iv.coupling.result.f.numpy() for i, iv in enumerate(vg.intervals)}
     return state
@@ -89,6 +91,8 @@ def from_uns(cls, state: Mapping[str, Any], adata: ad.AnnData) -> "VGFM":
     field.velocity.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in state["velocity_state"].items()})
     if field.growth is not None:
         field.growth.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in state["growth_state"].items()})
+    if "mass_offsets" in state:  # files written before the mass calibration have none
+        field.set_growth_offset(vg.model_times[vg.kept], np.asarray(state["mass_offsets"], dtype=float))
     vg.field = field.eval()
     vg.best_epoch = int(state["best_epoch"])
     vg.losses = pd.DataFrame({k: np.asarray(v) for k, v in state["losses"].items()})

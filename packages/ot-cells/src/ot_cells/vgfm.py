@@ -189,7 +189,7 @@ class VGFM:
         self._stage2(field, intervals, generator, records, ckpt, state, progress)
         self.field = field.eval()
         self.losses = pd.DataFrame.from_records(records)
-        return self
+        return self.calibrate() if cfg.calibrate_mass else self
 
     def _stage1(self, field, opt, intervals, generator, start, records, ckpt, progress):
         cfg = self.config
@@ -242,6 +242,32 @@ class VGFM:
         eta = self.config.refine_mass_weight
         losses = [r["w1"] + eta * math.log(r["mass_pred"] / r["mass_obs"]) ** 2 for r in records]
         return losses[-1] if self.config.select == "last" else float(np.mean(losses))
+
+    # ------------------------------------------------------------------------------------------ calibration
+    @property
+    def mass_offsets(self) -> np.ndarray | None:
+        """c_k (per model time unit) added to g on each interval between consecutive kept times, or None."""
+        rates = None if self.field is None else self.field.offset_rates
+        return None if rates is None else rates.cpu().double().numpy()
+
+    def calibrate(self) -> "VGFM":
+        """Mass calibration: add a constant c_k to g on the k-th interval between kept times so that the dopri5
+        rollout of all first-time cells (the one :meth:`evaluate` scores) has the observed relative mass M at
+        every kept time. A constant moves no cell and scales the rollout mass after t_k+1 by exp(c_k dt_k), so
+        with r_k = log(M_k / M_pred(t_k)) (r_0 = 0) on the current model, c_k += (r_k+1 - r_k) / dt_k in closed
+        form from one rollout. Held-out masses are not used (the gap interval is fitted to its far end); c keeps
+        its first and last values before the first and after the last kept time. Sets ``calibrate_mass=True``
+        in the config. Returns self."""
+        self._require_fit()
+        S, kept = self.snapshots, self.kept
+        knots = self.model_times[kept]
+        if self.mass_offsets is None:  # c = 0 with its jumps: the integrator restarts there before and after
+            self.field.set_growth_offset(knots, np.zeros(len(knots) - 1))
+        _, lws = self.rollout(S.times[kept[1:]])
+        r = np.log(S.relative_mass[kept]) - np.concatenate([[0.0], torch.logsumexp(lws.double(), 1).numpy()])
+        self.field.set_growth_offset(knots, self.mass_offsets + np.diff(r) / np.diff(knots))
+        self.config = self.config.replace(calibrate_mass=True)
+        return self
 
     # ------------------------------------------------------------------------------------------ inference
     def velocity(self, X, t) -> np.ndarray:
