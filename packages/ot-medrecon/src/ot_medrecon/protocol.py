@@ -4,11 +4,14 @@ A supervised U-Net trained on pairs from the *nominal* simulator versus KIDOT tr
 ("prospective") measurements and clean images; all methods are tested on held-out true measurements.
 
 Splits (disjoint): ``S_img`` clean images (KIDOT's target distribution and the source of the baseline's
-pairs), ``S_val`` (retrospective validation, carved from S_img), ``S_meas`` (images only used to make the
-true measurements KIDOT trains on; their ground truth is never used), ``S_test`` (held-out true measurements
-with ground truth). MRI: the 20 Deep-ADMM-Net chest images in sorted order (S_img im-01..im-06, S_val im-07,
+pairs), ``S_val`` (validation with ground truth, through the true simulator by default, ``validation=
+"nominal"`` for the retrospective one; the probe logged during training and the only split to tune on),
+``S_meas`` (images only used to make the true measurements KIDOT trains on; their ground truth is never used),
+``S_test`` (held-out true measurements with ground truth). MRI: the 20 Deep-ADMM-Net chest images in sorted order (S_img im-01..im-06, S_val im-07,
 im-08, S_meas im-09..im-13 incl. im-100, S_test im-14..im-19), or ellipse phantoms when the data are absent.
-CT: ellipse phantoms with disjoint seed ranges.
+CT: ellipse phantoms with disjoint seed ranges. MRI options: ``augment_copies`` / ``brain_in_clean`` augment the
+S_img and S_meas pools (the U-Net's pairs come from the same augmented S_img), ``null_space`` restricts KIDOT's
+learned drift to the unmeasured k-space.
 
 Per run results are cached as JSON under ``out/runs`` so an interrupted sweep resumes where it stopped.
 """
