@@ -39,7 +39,8 @@ def main() -> None:
         classical = ReconMetrics()(classical_reconstruction(val.y, val.operator), val.gt)
         started = time.time()
         _, history = train_method(args.method, cfg, data, args.seed, out=None, eval_every=max(args.n_iter // 6, 1))
-        curve = [(h["iter"], round(h["probe_psnr"], 3), round(h["probe_ssim"], 4)) for h in history if "probe_psnr" in h]
+        curve = [(h["iter"], round(h["probe_psnr"], 3), round(h["probe_ssim"], 4))
+                 for h in history if "probe_psnr" in h]
         record = {"setting": args.setting, "method": args.method, "seed": args.seed, "n_iter": args.n_iter,
                   "overrides": overrides, "val_classical": [float(classical["psnr"].mean()),
                                                             float(classical["ssim"].mean())],

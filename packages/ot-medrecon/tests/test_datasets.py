@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from ot_medrecon.datasets import (area_resize, augment, augment_sources, deep_admm_net, deep_admm_net_masks, ellipse_phantoms,
-                                  load_images, pydicom_samples, shared_data_root, shepp_logan)
+from ot_medrecon.datasets import (area_resize, augment, augment_sources, deep_admm_net, deep_admm_net_masks,
+                                  ellipse_phantoms, load_images, pydicom_samples, shared_data_root, shepp_logan)
 from ot_medrecon.physics import SingleCoilMRI, magnitude
 
 

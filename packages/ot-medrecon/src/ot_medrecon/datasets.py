@@ -266,8 +266,9 @@ def augment_sources(images: torch.Tensor, copies: int, size: int, generator: tor
                     ) -> torch.Tensor:
     """``copies`` augmented versions of each high-resolution source image (N, 1, H, H) -> (N * copies, 1, size,
     size), copy-major per image: a random square crop of side U(``crop``) · H at a random position, area-resized
-    to ``size`` (the rescaling) and divided by its maximum, a random flip / 90° rotation and an intensity scale U(``intensity``) (values
-    stay in [0, 1]). Augmenting the sources before the resize keeps the pools of different images disjoint."""
+    to ``size`` (the rescaling) and divided by its maximum, a random flip / 90° rotation and an intensity scale
+    U(``intensity``) (values stay in [0, 1]). Augmenting the sources before the resize keeps the pools of
+    different images disjoint."""
     if copies < 1 or images.dim() != 4 or images.shape[-1] != images.shape[-2] or images.shape[-1] < size:
         raise ValueError(f"augment_sources needs copies >= 1 and square sources of at least {size} px, got "
                          f"copies={copies}, shape {tuple(images.shape)}")

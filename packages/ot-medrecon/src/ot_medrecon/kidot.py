@@ -132,8 +132,8 @@ class KIDOT(Reconstructor):
     def from_preset(cls, name: str = "cpu32", modality: str = "mri", image_size: int | None = None,
                     **kwargs) -> "KIDOT":
         """A KIDOT with the networks of preset ``name`` for ``modality`` ("mri": complex 2-channel states,
-        "ct": 1 channel); keyword arguments go to the constructor (``n_steps``, ``physics``, ``null_space`` to the flow,
-        ``patch_critic=True`` for a patch critic)."""
+        "ct": 1 channel); keyword arguments go to the constructor (``n_steps``, ``physics``, ``null_space`` to the
+        flow, ``patch_critic=True`` for a patch critic)."""
         spec = preset(name)
         channels = {"mri": 2, "ct": 1}.get(modality)
         if channels is None:

@@ -7,8 +7,9 @@ Splits (disjoint): ``S_img`` clean images (KIDOT's target distribution and the s
 pairs), ``S_val`` (validation with ground truth, through the true simulator by default, ``validation=
 "nominal"`` for the retrospective one; the probe logged during training and the only split to tune on),
 ``S_meas`` (images only used to make the true measurements KIDOT trains on; their ground truth is never used),
-``S_test`` (held-out true measurements with ground truth). MRI: the 20 Deep-ADMM-Net chest images in sorted order (S_img im-01..im-06, S_val im-07,
-im-08, S_meas im-09..im-13 incl. im-100, S_test im-14..im-19), or ellipse phantoms when the data are absent.
+``S_test`` (held-out true measurements with ground truth). MRI: the 20 Deep-ADMM-Net chest images in sorted
+order (S_img im-01..im-06, S_val im-07, im-08, S_meas im-09..im-13 incl. im-100, S_test im-14..im-19), or
+ellipse phantoms when the data are absent.
 CT: ellipse phantoms with disjoint seed ranges. MRI options: ``augment_copies`` / ``brain_in_clean`` augment the
 S_img and S_meas pools (the U-Net's pairs come from the same augmented S_img), ``null_space`` restricts KIDOT's
 learned drift to the unmeasured k-space.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -35,7 +36,8 @@ from .metrics import ReconMetrics
 from .nets import preset
 from .simulate import NominalCT, NominalMRI, ProspectiveCT, ProspectiveMRI
 
-__all__ = ["SETTINGS", "ProtocolConfig", "build_data", "train_method", "run_method", "gap_benchmark", "summarise"]
+__all__ = ["SETTINGS", "ProtocolConfig", "build_data", "train_method", "run_method", "gap_benchmark",
+           "summarise"]
 
 #: The four acquisition settings of the issue: MRI 4x / 8x Cartesian, CT sparse-view (60 views) and low dose.
 SETTINGS = {
