@@ -55,11 +55,24 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="parallel settings (processes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--device", default="cpu", help="cpu | cuda")
+    parser.add_argument("--null-space", action="store_true",
+                        help="KIDOT drift in the null space of A (single-coil MRI only: keeps the measured k-space)")
+    parser.add_argument("--kinetic-weight", type=float, default=0.2, help="KIDOT β")
+    parser.add_argument("--n-critic", type=int, default=1, help="critic steps per path step")
+    parser.add_argument("--augment-copies", type=int, default=0,
+                        help="MRI: augmented copies per S_img source image (also augments S_meas)")
+    parser.add_argument("--brain-in-clean", action="store_true", help="MRI: add the 2 brain images to S_img")
+    parser.add_argument("--validation", default="true", choices=("true", "nominal"),
+                        help="simulator of the S_val probe (never used for training)")
     args = parser.parse_args()
 
+    options = {"null_space": args.null_space, "kinetic_weight": args.kinetic_weight, "n_critic": args.n_critic,
+               "augment_copies": args.augment_copies, "brain_in_clean": args.brain_in_clean,
+               "validation": args.validation}
     jobs = [{"setting": s, "level": args.level, "preset": args.preset, "n_iter": args.n_iter,
              "seeds": tuple(int(x) for x in args.seeds.split(",")), "methods": tuple(args.methods.split(",")),
-             "device": args.device, "out": args.out, "threads": args.threads} for s in args.settings.split(",")]
+             "device": args.device, "out": args.out, "threads": args.threads, **options}
+            for s in args.settings.split(",")]
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         summaries = dict(zip(args.settings.split(","), pool.map(_run_setting, jobs)))

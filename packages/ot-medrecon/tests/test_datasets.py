@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from ot_medrecon.datasets import (area_resize, augment, deep_admm_net, deep_admm_net_masks, ellipse_phantoms,
-                                  load_images, pydicom_samples, shared_data_root, shepp_logan)
+from ot_medrecon.datasets import (area_resize, augment, augment_sources, deep_admm_net, deep_admm_net_masks,
+                                  ellipse_phantoms, load_images, pydicom_samples, shared_data_root, shepp_logan)
 from ot_medrecon.physics import SingleCoilMRI, magnitude
 
 
@@ -31,17 +31,37 @@ def test_area_resize_is_a_block_mean():
     assert torch.equal(area_resize(x, 2)[0, 0], torch.tensor([[2.5, 4.5], [10.5, 12.5]]))
 
 
+def _dihedral(x):
+    return [torch.rot90(x, k, (-2, -1)) for k in range(4)] + [torch.rot90(x.flip(-1), k, (-2, -1)) for k in range(4)]
+
+
 def test_augment_is_a_dihedral_transform_plus_a_small_affine_map():
     x = torch.rand(8, 1, 8, 8)
     y = augment(x, torch.Generator().manual_seed(0), max_angle=0, scale_range=(1, 1))
     for i in range(8):
-        candidates = [torch.rot90(x[i], k, (-2, -1)) for k in range(4)]
-        candidates += [torch.rot90(x[i].flip(-1), k, (-2, -1)) for k in range(4)]
-        assert any(torch.equal(y[i], c) for c in candidates)
+        assert any(torch.equal(y[i], c) for c in _dihedral(x[i]))
     disk = shepp_logan(32)
     moved = augment(disk.expand(16, -1, -1, -1), torch.Generator().manual_seed(1))
     assert moved.shape == (16, 1, 32, 32) and 0 <= float(moved.min()) and float(moved.max()) <= 1
     assert float((moved.mean((1, 2, 3)) / disk.mean()).sub(1).abs().max()) < 0.25  # scale 0.9-1.1: area ±21 %
+
+
+def test_augment_sources_crops_resizes_flips_and_scales():
+    source = torch.rand(2, 1, 32, 32)
+    plain = augment_sources(source, 3, 8, torch.Generator().manual_seed(0), crop=(1, 1), intensity=(1, 1))
+    assert plain.shape == (6, 1, 8, 8)
+    for i, out in enumerate(plain):  # copy-major: copies 0-2 of image 0, then of image 1
+        reference = area_resize(source[i // 3][None], 8)[0]
+        assert any(torch.allclose(out, c / reference.max()) for c in _dihedral(reference))
+    half = augment_sources(source, 4, 8, torch.Generator().manual_seed(1), crop=(0.5, 0.5), intensity=(0.5, 0.5))
+    assert torch.allclose(half.flatten(1).amax(1), torch.full((8,), 0.5))
+    windows = [area_resize(source[0:1, :, t:t + 16, s:s + 16], 8)[0] for t in range(17) for s in range(17)]
+    for out in half[:4]:  # each copy is a flipped / rotated, rescaled 16 x 16 window of its own source
+        assert any(torch.allclose(out, 0.5 * c / w.max(), atol=1e-6) for w in windows for c in _dihedral(w))
+    with pytest.raises(ValueError, match="copies"):
+        augment_sources(source, 0, 8)
+    with pytest.raises(ValueError, match="at least 64"):
+        augment_sources(source, 1, 64)
 
 
 def test_load_nifti_numpy_and_npz(tmp_path):

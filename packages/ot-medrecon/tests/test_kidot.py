@@ -9,7 +9,14 @@ from ot_core.testing import gaussian_w2
 from ot_medrecon import KIDOT, KIDOTFlow, Measurements, kidot_path_cost
 from ot_medrecon.datasets import ellipse_phantoms, shepp_logan
 from ot_medrecon.nets import ConvCritic, VelocityUNet
-from ot_medrecon.physics import LinearOperator, ParallelBeamCT, SingleCoilMRI, cartesian_mask
+from ot_medrecon.physics import (
+    LinearOperator,
+    MultiCoilMRI,
+    ParallelBeamCT,
+    SingleCoilMRI,
+    birdcage_maps,
+    cartesian_mask,
+)
 from ot_medrecon.simulate import NominalMRI
 from torch import nn
 
@@ -40,6 +47,32 @@ def test_zero_network_ct_path_decreases_the_data_residual():
         residuals = [(op.A(s) - y).norm().item() for s in flow(y, op, return_path=True)]
     assert all(b <= a + 1e-6 for a, b in zip(residuals, residuals[1:]))
     assert residuals[-1] < residuals[0]
+
+
+class _ConstantDrift(nn.Module):
+    """G(I, t, S) = a fixed random image: a non-zero drift in every k-space entry."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.value = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+
+    def forward(self, state, t, start):
+        return self.value.expand_as(state)
+
+
+def test_null_space_path_keeps_the_measured_kspace_and_moves_the_rest():
+    meas = _mri_data(3)
+    start = meas.operator.start(meas.y)
+    for null_space in (False, True):
+        flow = KIDOTFlow(_ConstantDrift((1, 2, 32, 32)), n_steps=3, null_space=null_space)
+        with torch.no_grad():
+            out = flow(meas.y, meas.operator)
+        kept = torch.allclose(meas.operator.A(out), meas.y, atol=1e-5)
+        assert kept == null_space  # the plain path moves the measured samples too
+        assert float((out - start).norm()) > 1.0  # both fill the unmeasured k-space
+    multi = MultiCoilMRI(meas.operator.mask[:1], birdcage_maps(4, 32))
+    with pytest.raises(ValueError, match="null_space"):
+        flow(torch.zeros(1, *multi.measurement_shape), multi)
 
 
 def test_path_cost_by_hand():

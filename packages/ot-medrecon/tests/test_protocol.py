@@ -4,7 +4,9 @@ import json
 
 import pytest
 import torch
+from ot_medrecon.datasets import shared_data_root
 from ot_medrecon.protocol import ProtocolConfig, build_data, gap_benchmark, summarise
+from ot_medrecon.simulate import NominalCT
 
 
 def _tiny(**kw):
@@ -20,6 +22,26 @@ def test_ct_splits_are_disjoint_and_measurements_have_no_ground_truth():
     assert data["test"].gt.shape == (4, 1, 32, 32) and data["clean"].shape == (8, 1, 32, 32)
     flat = lambda x: {tuple(v.flatten().tolist()) for v in x}  # noqa: E731
     assert not flat(data["clean"]) & flat(data["test"].gt)
+
+
+def test_validation_split_goes_through_the_chosen_simulator():
+    true_val, nominal_val = build_data(_tiny())["val"], build_data(_tiny(validation="nominal"))["val"]
+    assert torch.equal(true_val.gt, nominal_val.gt) and not torch.allclose(true_val.y, nominal_val.y)
+    model = NominalCT(32, 60).operator  # nominal: A x + 40 dB noise; true (level 3): counts, COR offset, ...
+    relative_misfit = lambda d: float((d.y - model.A(d.gt)).norm() / d.y.norm())
+    assert relative_misfit(nominal_val) < 0.02 < relative_misfit(true_val)
+
+
+@pytest.mark.skipif(shared_data_root() is None, reason="../shared/data/medrecon is absent")
+def test_mri_augmented_pools_keep_the_held_out_splits():
+    base = build_data(ProtocolConfig(setting="mri4x", meas_realisations=2, test_realisations=1))
+    aug = build_data(ProtocolConfig(setting="mri4x", meas_realisations=2, test_realisations=1, augment_copies=3,
+                                    brain_in_clean=True))
+    assert base["clean"].shape == (6, 1, 32, 32) and aug["clean"].shape == ((6 + 2) * 3, 1, 32, 32)
+    assert len(base["measurements"]) == len(aug["measurements"]) == 6 * 2
+    assert torch.equal(base["test"].gt, aug["test"].gt) and torch.equal(base["val"].gt, aug["val"].gt)
+    assert not torch.equal(base["measurements"].y, aug["measurements"].y)  # each realisation its own copy
+    assert len(aug["pairs"]) == 24 and "augmented" in aug["source"] and "brain" in aug["source"]
 
 
 def test_gap_benchmark_caches_runs_and_summarises(tmp_path):
@@ -52,5 +74,9 @@ def test_summary_statistics_by_hand():
 def test_config_errors():
     with pytest.raises(ValueError, match="setting"):
         ProtocolConfig(setting="pet")
+    with pytest.raises(ValueError, match="validation"):
+        ProtocolConfig(validation="test")
+    with pytest.raises(ValueError, match="augment_copies"):
+        ProtocolConfig(augment_copies=-1)
     with pytest.raises(ValueError, match="unknown methods"):
         ProtocolConfig(methods=("kidot", "magic"))

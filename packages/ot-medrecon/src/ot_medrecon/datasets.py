@@ -27,6 +27,7 @@ __all__ = [
     "load_images",
     "image_transforms",
     "augment",
+    "augment_sources",
 ]
 
 # Modified Shepp–Logan (Toft 1996): value, semi-axis x, semi-axis y, centre x, centre y, angle (degrees).
@@ -258,3 +259,27 @@ def augment(images: torch.Tensor, generator: torch.Generator | None = None, max_
     theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
     return F.grid_sample(out, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp(0, 1)
+
+
+def augment_sources(images: torch.Tensor, copies: int, size: int, generator: torch.Generator | None = None,
+                    crop: tuple[float, float] = (0.8, 1.0), intensity: tuple[float, float] = (0.85, 1.0)
+                    ) -> torch.Tensor:
+    """``copies`` augmented versions of each high-resolution source image (N, 1, H, H) -> (N * copies, 1, size,
+    size), copy-major per image: a random square crop of side U(``crop``) · H at a random position, area-resized
+    to ``size`` (the rescaling) and divided by its maximum, a random flip / 90° rotation and an intensity scale
+    U(``intensity``) (values stay in [0, 1]). Augmenting the sources before the resize keeps the pools of
+    different images disjoint."""
+    if copies < 1 or images.dim() != 4 or images.shape[-1] != images.shape[-2] or images.shape[-1] < size:
+        raise ValueError(f"augment_sources needs copies >= 1 and square sources of at least {size} px, got "
+                         f"copies={copies}, shape {tuple(images.shape)}")
+    n_src = images.shape[-1]
+    out = []
+    for image in images:
+        for _ in range(copies):
+            fraction = crop[0] + (crop[1] - crop[0]) * float(torch.rand(1, generator=generator))
+            side = max(size, round(n_src * fraction))
+            top, left = (int(torch.randint(0, n_src - side + 1, (1,), generator=generator)) for _ in range(2))
+            crop_image = area_resize(image[None, :, top:top + side, left:left + side], size)[0]
+            out.append(crop_image / crop_image.max().clamp_min(1e-12))
+    scale = intensity[0] + (intensity[1] - intensity[0]) * torch.rand(len(out), 1, 1, 1, generator=generator)
+    return augment(torch.stack(out), generator, max_angle=0.0, scale_range=(1, 1)) * scale

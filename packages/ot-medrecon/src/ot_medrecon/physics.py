@@ -95,6 +95,9 @@ class LinearOperator(nn.Module):
 
     #: number of image channels (2 for complex MRI images, 1 for CT)
     image_channels: int = 1
+    #: True when A A* = identity on the measurements (A* A is then the orthogonal projection onto the
+    #: measured part of image space, e.g. single-coil Cartesian MRI)
+    partial_isometry: bool = False
 
     def A(self, x: torch.Tensor) -> torch.Tensor:  # noqa: N802 (operator notation)
         raise NotImplementedError
@@ -188,6 +191,7 @@ class SingleCoilMRI(LinearOperator):
     """
 
     image_channels = 2
+    partial_isometry = True  # A A* = identity on the measured entries, so A* A projects onto the measured k-space
 
     def __init__(self, mask: torch.Tensor | np.ndarray):
         super().__init__()
@@ -230,6 +234,8 @@ class MultiCoilMRI(SingleCoilMRI):
     ``coil_maps``: complex (N, H, W) shared or (B, N, H, W) per sample. k-space (B, 2, N, H, W); ``A_adjoint``
     is the SENSE combination Σ_c conj(S_c) F⁻¹(M y_c).
     """
+
+    partial_isometry = False  # A A* = M F (Σ_c S_c S_c*) F⁻¹ M is not the identity
 
     def __init__(self, mask, coil_maps: torch.Tensor):
         super().__init__(mask)

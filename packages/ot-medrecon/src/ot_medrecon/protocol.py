@@ -4,11 +4,15 @@ A supervised U-Net trained on pairs from the *nominal* simulator versus KIDOT tr
 ("prospective") measurements and clean images; all methods are tested on held-out true measurements.
 
 Splits (disjoint): ``S_img`` clean images (KIDOT's target distribution and the source of the baseline's
-pairs), ``S_val`` (retrospective validation, carved from S_img), ``S_meas`` (images only used to make the
-true measurements KIDOT trains on; their ground truth is never used), ``S_test`` (held-out true measurements
-with ground truth). MRI: the 20 Deep-ADMM-Net chest images in sorted order (S_img im-01..im-06, S_val im-07,
-im-08, S_meas im-09..im-13 incl. im-100, S_test im-14..im-19), or ellipse phantoms when the data are absent.
-CT: ellipse phantoms with disjoint seed ranges.
+pairs), ``S_val`` (validation with ground truth, through the true simulator by default, ``validation=
+"nominal"`` for the retrospective one; the probe logged during training and the only split to tune on),
+``S_meas`` (images only used to make the true measurements KIDOT trains on; their ground truth is never used),
+``S_test`` (held-out true measurements with ground truth). MRI: the 20 Deep-ADMM-Net chest images in sorted
+order (S_img im-01..im-06, S_val im-07, im-08, S_meas im-09..im-13 incl. im-100, S_test im-14..im-19), or
+ellipse phantoms when the data are absent.
+CT: ellipse phantoms with disjoint seed ranges. MRI options: ``augment_copies`` / ``brain_in_clean`` augment the
+S_img and S_meas pools (the U-Net's pairs come from the same augmented S_img), ``null_space`` restricts KIDOT's
+learned drift to the unmeasured k-space.
 
 Per run results are cached as JSON under ``out/runs`` so an interrupted sweep resumes where it stopped.
 """
@@ -18,21 +22,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from ot_core import training
 
 from .baselines import SupervisedUNet, SupervisedUnrolled, classical_reconstruction
-from .datasets import area_resize, deep_admm_net, ellipse_phantoms, shared_data_root
+from .datasets import area_resize, augment_sources, deep_admm_net, ellipse_phantoms, shared_data_root
 from .engine import Measurements, SimulatedPairs
 from .kidot import KIDOT
 from .metrics import ReconMetrics
 from .nets import preset
 from .simulate import NominalCT, NominalMRI, ProspectiveCT, ProspectiveMRI
 
-__all__ = ["SETTINGS", "ProtocolConfig", "build_data", "run_method", "gap_benchmark", "summarise"]
+__all__ = ["SETTINGS", "ProtocolConfig", "build_data", "train_method", "run_method", "gap_benchmark",
+           "summarise"]
 
 #: The four acquisition settings of the issue: MRI 4x / 8x Cartesian, CT sparse-view (60 views) and low dose.
 SETTINGS = {
@@ -69,6 +74,10 @@ class ProtocolConfig:
     n_critic: int = 1
     sup_weight: float = 10.0  # λ_sup of "kidot_sup" (KIDOT + L1 on the baselines' nominal pairs)
     patch_critic: bool = False
+    null_space: bool = False  # KIDOT's drift only in the null space of A (single-coil MRI: keeps measured k-space)
+    validation: str = "true"  # S_val (the training probe, the tuning split) through the "true" or "nominal" simulator
+    augment_copies: int = 0  # MRI: augmented copies of each S_img source; > 0 also augments each S_meas realisation
+    brain_in_clean: bool = False  # MRI: add the 2 Deep-ADMM-Net brain images to S_img
     data_root: str | None = None
     embedded: bool = False  # use the embedded phantoms even when the MR data are present
     device: str = "cpu"
@@ -79,6 +88,10 @@ class ProtocolConfig:
         unknown = set(self.methods) - set(METHODS)
         if unknown:
             raise ValueError(f"unknown methods {sorted(unknown)}; use {METHODS}")
+        if self.validation not in ("true", "nominal"):
+            raise ValueError(f"validation={self.validation!r}; use 'true' or 'nominal'")
+        if self.augment_copies < 0:
+            raise ValueError(f"augment_copies must be >= 0, got {self.augment_copies}")
         self.seeds = tuple(self.seeds)
         self.methods = tuple(self.methods)
 
@@ -104,55 +117,82 @@ def _simulators(cfg: ProtocolConfig):
             ProspectiveCT(size, cfg.level, s["views"], dose=s["dose"], snr_db=s["nominal_snr_db"]))
 
 
+def _mr_pools(cfg: ProtocolConfig, root) -> tuple[dict[str, torch.Tensor], str]:
+    """The Deep-ADMM-Net splits at twice the working size; with ``augment_copies`` the S_img sources (and the
+    brain images with ``brain_in_clean``) get that many augmented copies and every S_meas realisation its own
+    augmented copy (crops / rescaling of the 256² sources, flips, 90° rotations, intensity scale)."""
+    size2 = 2 * cfg.image_size
+    load = lambda subset, size: deep_admm_net(root, subset, size)[0]
+    chest = load("chest", size2)
+    pools = {"val": chest[6:8], "test": chest[14:20]}
+    if cfg.augment_copies:
+        full = load("chest", 256)
+        img = torch.cat([full[0:6], load("brain", 256)]) if cfg.brain_in_clean else full[0:6]
+        pools["img"] = augment_sources(img, cfg.augment_copies, size2, torch.Generator().manual_seed(4_000))
+        pools["meas"] = augment_sources(full[8:14], cfg.meas_realisations, size2,
+                                        torch.Generator().manual_seed(5_000))
+    else:
+        pools["img"] = torch.cat([chest[0:6], load("brain", size2)]) if cfg.brain_in_clean else chest[0:6]
+        pools["meas"] = chest[8:14].repeat_interleave(cfg.meas_realisations, 0)
+    source = "deep-admm-net chest" + (" + brain (S_img)" if cfg.brain_in_clean else "")
+    return pools, source + (f", {cfg.augment_copies} augmented copies" if cfg.augment_copies else "")
+
+
 def _pools(cfg: ProtocolConfig) -> tuple[dict[str, torch.Tensor], str]:
     """Source images at twice the working size (the 2x-grid components need them); phantoms are rendered 2x
-    supersampled at that size (4x at the working size)."""
+    supersampled at that size (4x at the working size). MRI S_meas holds one image per true realisation."""
     size2 = 2 * cfg.image_size
     root = cfg.data_root or shared_data_root()
     if cfg.modality == "mri" and root is not None and size2 <= 256 and not cfg.embedded:
         try:
-            images, _ = deep_admm_net(root, "chest", size2)
+            return _mr_pools(cfg, root)
         except FileNotFoundError:
-            images = None
-        if images is not None:
-            return {"img": images[0:6], "val": images[6:8], "meas": images[8:14], "test": images[14:20]}, \
-                "deep-admm-net chest"
+            pass
     n_img, n_meas, n_test, n_val = cfg.ct_pool if cfg.modality == "ct" else (64, 64, 6, 8)
     sizes = {"img": (n_img, 0), "meas": (n_meas, 10_000), "test": (n_test, 20_000), "val": (n_val, 30_000)}
-    return {k: ellipse_phantoms(n, size2, seed=seed, supersample=2) for k, (n, seed) in sizes.items()}, \
-        "ellipse phantoms"
+    pools = {k: ellipse_phantoms(n, size2, seed=seed, supersample=2) for k, (n, seed) in sizes.items()}
+    if cfg.modality == "mri":
+        pools["meas"] = pools["meas"].repeat_interleave(cfg.meas_realisations, 0)
+    return pools, "ellipse phantoms"
 
 
 def build_data(cfg: ProtocolConfig) -> dict:
-    """Clean S_img (working size), nominal pairs (on the fly), true S_meas measurements (no GT), nominal S_val
-    and true S_test measurements with GT. Measurement seeds are fixed (independent of the training seed)."""
+    """Clean S_img (working size), nominal pairs (on the fly), true S_meas measurements (no GT), S_val
+    (``cfg.validation`` simulator) and true S_test measurements with GT. Measurement seeds are fixed
+    (independent of the training seed)."""
     nominal, true = _simulators(cfg)
     pools, source = _pools(cfg)
     repeat = (lambda x, r: x.repeat_interleave(r, 0)) if cfg.modality == "mri" else (lambda x, r: x)
     sim = lambda s, x, seed: Measurements.from_simulation(s(x, torch.Generator().manual_seed(seed)))  # noqa: E731
-    meas = sim(true, repeat(pools["meas"], cfg.meas_realisations), 1_000)
+    meas = sim(true, pools["meas"], 1_000)
     return {
         "clean": area_resize(pools["img"], cfg.image_size),
         "pairs": SimulatedPairs(pools["img"], nominal),
         "measurements": Measurements(meas.y, meas.operator),  # the ground truth is dropped here
-        "val": sim(nominal, repeat(pools["val"], cfg.test_realisations), 2_000),
+        "val": sim(true if cfg.validation == "true" else nominal, repeat(pools["val"], cfg.test_realisations),
+                   2_000),
         "test": sim(true, repeat(pools["test"], cfg.test_realisations), 3_000),
         "source": source,
     }
 
 
 # ------------------------------------------------------------------------------------------ runs
-def _train(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: Path | None):
+def train_method(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: Path | None = None,
+                 eval_every: int | None = None):
+    """Train ``method`` ("supervised_unet", "supervised_unrolled", "kidot", "kidot_sup") on ``data`` of
+    :func:`build_data` with S_val as the probe (scored every ``eval_every``, default n_iter / 5 iterations);
+    returns (model, history)."""
     n_iter, batch = cfg.training_budget()
     training.seed_everything(seed)
     kw = dict(n_iter=n_iter, batch_size=batch, seed=seed, probe=data["val"], out=out, progress=False,
-              eval_every=max(n_iter // 5, 1), checkpoint_every=max(n_iter // 5, 1))
+              eval_every=eval_every or max(n_iter // 5, 1), checkpoint_every=max(n_iter // 5, 1))
     if method in ("kidot", "kidot_sup"):
         paired = data["pairs"] if method == "kidot_sup" else None
         model = KIDOT.from_preset(cfg.preset, cfg.modality, cfg.image_size, lr_flow=cfg.lr_flow,
                                   lr_critic=cfg.lr_critic, cost_weight=cfg.cost_weight,
                                   kinetic_weight=cfg.kinetic_weight, n_critic=cfg.n_critic,
-                                  patch_critic=cfg.patch_critic, sup_weight=cfg.sup_weight if paired else 0.0)
+                                  patch_critic=cfg.patch_critic, null_space=cfg.null_space,
+                                  sup_weight=cfg.sup_weight if paired else 0.0)
         history = model.to(cfg.device).fit(data["measurements"], data["clean"], paired=paired, **kw)
     else:
         cls = SupervisedUNet if method == "supervised_unet" else SupervisedUnrolled
@@ -172,7 +212,7 @@ def run_method(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: Pat
     if method == "classical":
         pred, history = classical_reconstruction(test.y, test.operator), []
     else:
-        model, history = _train(method, cfg, data, seed, out)
+        model, history = train_method(method, cfg, data, seed, out)
         pred = model.reconstruct(test.y, test.operator)
     scores = ReconMetrics()(pred, test.gt, test.operator, test.y)
     result = {"method": method, "seed": seed, "per_case": {k: v.tolist() for k, v in scores.items()},
