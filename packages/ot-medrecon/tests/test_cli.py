@@ -9,7 +9,7 @@ import torch
 from ot_medrecon.cli import main
 from ot_medrecon.datasets import ellipse_phantoms
 from ot_medrecon.engine import Measurements
-from ot_medrecon.io import load_measurements, save_measurements
+from ot_medrecon.io import load_measurements, load_model, save_measurements
 from ot_medrecon.simulate import NominalCT, ProspectiveMRI
 
 
@@ -46,8 +46,8 @@ def test_fit_evaluate_predict_on_files(mri_files):
     fit_out = mri_files / "fit"
     assert main(["fit", "--measurements", str(mri_files / "meas.npz"), "--clean-images",
                  str(mri_files / "clean.npz"), "--preset", "test", "--n-iter", "3", "--batch-size", "2",
-                 "--out", str(fit_out)]) == 0
-    assert (fit_out / "model.pt").is_file()
+                 "--null-space", "--out", str(fit_out)]) == 0
+    assert load_model(fit_out / "model.pt")[0].flow.null_space  # the option survives the checkpoint
     ev_out = mri_files / "eval"
     assert main(["evaluate", "--checkpoint", str(fit_out / "model.pt"), "--data", str(mri_files / "meas.npz"),
                  "--out", str(ev_out)]) == 0

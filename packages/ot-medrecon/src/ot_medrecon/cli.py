@@ -83,6 +83,7 @@ class FitConfig:
     kinetic_weight: float = 0.2
     lr_flow: float = 2e-4
     lr_critic: float = 4e-4
+    null_space: bool = False
     ct_window: tuple[float, float] | None = None
 
 
@@ -92,6 +93,8 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=("test", "cpu32", "cpu64", "paper"))
     p.add_argument("--n-iter", dest="n_iter", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--null-space", dest="null_space", action="store_true", default=None,
+                   help="single-coil MRI: the learned drift only fills the unmeasured k-space")
 
 
 def run_fit(args: argparse.Namespace) -> None:
@@ -104,7 +107,7 @@ def run_fit(args: argparse.Namespace) -> None:
     from .plotting import plot_history
 
     overrides = {k: getattr(args, k, None) for k in ("measurements", "clean_images", "preset", "n_iter",
-                                                      "batch_size")}
+                                                      "batch_size", "null_space")}
     cfg = cli_support.load_config(FitConfig, args.config, overrides)
     if not cfg.measurements or not cfg.clean_images:
         raise cli_support.UserError("fit needs measurements=<meas.npz> and clean_images=<folder or .npz> "
@@ -117,12 +120,13 @@ def run_fit(args: argparse.Namespace) -> None:
     spec_p = preset(cfg.preset)
     modality = "ct" if isinstance(meas.operator, ParallelBeamCT) else "mri"
     model = KIDOT.from_preset(cfg.preset, modality, size, cost_weight=cfg.cost_weight,
-                              kinetic_weight=cfg.kinetic_weight, lr_flow=cfg.lr_flow, lr_critic=cfg.lr_critic)
+                              kinetic_weight=cfg.kinetic_weight, lr_flow=cfg.lr_flow, lr_critic=cfg.lr_critic,
+                              null_space=cfg.null_space)
     model.to(cli_support.resolve_device(args.device))
     history = model.fit(meas, clean, n_iter=cfg.n_iter or spec_p.n_iter, batch_size=cfg.batch_size or
                         spec_p.batch_size, probe=probe, out=out, resume=args.resume, seed=args.seed)
     save_model(model, out / "model.pt", {"method": "kidot", "preset": cfg.preset, "modality": modality,
-                                         "image_size": size})
+                                         "image_size": size, "null_space": cfg.null_space})
     plot_history(history, out / "training.png")
     cli_support.write_metrics(out, {"config": dataclasses.asdict(cfg), "final": history[-1] if history else {}})
     print(f"wrote {out / 'model.pt'}")
@@ -138,6 +142,8 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     p.add_argument("--preset", default="cpu32")
     p.add_argument("--n-iter", dest="n_iter", type=int)
+    p.add_argument("--null-space", dest="null_space", action="store_true",
+                   help="gap protocol: KIDOT with the null-space drift (BENCHMARKS.md section 2.1)")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -148,7 +154,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
         seeds = tuple(int(s) for s in args.seeds.split(","))
         cfg = ProtocolConfig(setting=args.setting, level=args.level, preset=args.preset, n_iter=args.n_iter,
-                             seeds=seeds)
+                             seeds=seeds, null_space=args.null_space)
         summary = gap_benchmark(cfg, out)
         cli_support.write_metrics(out, summary)
         for name, m in summary["methods"].items():
