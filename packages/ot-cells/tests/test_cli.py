@@ -17,7 +17,7 @@ def test_fit_evaluate_predict(adata, tmp_path, capsys):
     adata.write_h5ad(data)
     out = tmp_path / "fitted.h5ad"
     assert main(["fit", str(data), "--time-key", "time", "--rep", "X_pca", "--hold-out", "0.5", "--out", str(out),
-                 *TINY_FLAGS]) == 0
+                 "--calibrate-mass", *TINY_FLAGS]) == 0
     run_dir = tmp_path / "fitted"
     for name in ("model.pt", "config.json", "losses.csv", "metrics.json", "mass.png", "trajectories.png", "growth.png"):
         assert (run_dir / name).is_file(), name
@@ -25,6 +25,9 @@ def test_fit_evaluate_predict(adata, tmp_path, capsys):
     assert metrics["held_out_time"] == [0.5] and metrics["per_time"][0]["held_out"] is True
     fitted = ad.read_h5ad(out)
     assert "growth_vgfm" in fitted.obs and oc.VGFM.load(fitted).held_out == [1]
+    assert oc.VGFM.load(fitted).mass_offsets is not None  # --calibrate-mass reached the model and the h5ad
+    kept = [r for r in metrics["per_time"] if not r["held_out"]]
+    assert max(abs(r["mass_pred"] / r["mass_obs"] - 1) for r in kept) < 1e-3
     assert main(["evaluate", str(out), "--out", str(tmp_path / "eval")]) == 0
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["per_time"][2]["time"] == 2.0
     assert main(["predict", str(out), "--times", "1", "1.75", "--n-cells", "10", "--out", str(tmp_path / "p.h5ad")]) == 0

@@ -147,6 +147,8 @@ def add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="default", choices=sorted(PRESETS), help="settings preset (default: %(default)s)")
     for flag, typ in (("--steps", int), ("--refine-epochs", int), ("--epsilon", float), ("--reg-m", float)):
         p.add_argument(flag, type=typ, default=None, help=f"override the preset's {flag[2:].replace('-', '_')}")
+    p.add_argument("--calibrate-mass", action="store_true", default=None,
+                   help="fit per-interval growth constants to the observed relative masses (calibrate_mass)")
 
 
 def run_fit(args: argparse.Namespace) -> None:
@@ -155,7 +157,7 @@ def run_fit(args: argparse.Namespace) -> None:
     _refuse_existing(h5ad_path, args.overwrite or args.resume)
     adata = datasets.read(args.data)
     rep = args.rep or ("X_emb" if args.data.suffix == ".csv" else "X_pca")
-    overrides = {k: getattr(args, k) for k in ("steps", "refine_epochs", "epsilon", "reg_m")}
+    overrides = {k: getattr(args, k) for k in ("steps", "refine_epochs", "epsilon", "reg_m", "calibrate_mass")}
     cfg = _config(args, args.preset, overrides)
     vg = VGFM(adata, time_key=args.time_key, rep=rep, n_dims=args.n_dims, hold_out=args.hold_out, config=cfg)
     run_dir = prepare_out_dir(run_dir, args.overwrite, args.resume)
