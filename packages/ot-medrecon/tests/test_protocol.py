@@ -1,5 +1,6 @@
 """The gap protocol: disjoint splits, cached runs, the summary statistics."""
 
+import dataclasses
 import json
 
 import pytest
@@ -56,6 +57,8 @@ def test_gap_benchmark_caches_runs_and_summarises(tmp_path):
     assert [p.stat().st_mtime_ns for p in runs] == stamp
     assert again["methods"]["kidot"]["psnr"] == summary["methods"]["kidot"]["psnr"]
     assert json.loads((tmp_path / "metrics-ct-sparse60-L3-test.json").read_text())["n_test_cases"] == 4
+    with pytest.raises(ValueError, match="other settings \\(kinetic_weight\\)"):  # stale cache never reused
+        gap_benchmark(dataclasses.replace(cfg, kinetic_weight=cfg.kinetic_weight + 0.1), tmp_path)
 
 
 def test_summary_statistics_by_hand():

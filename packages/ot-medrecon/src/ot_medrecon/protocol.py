@@ -229,21 +229,39 @@ def gap_benchmark(cfg: ProtocolConfig, out: str | Path) -> dict:
     ``out/metrics.json``."""
     out = Path(out)
     tag = f"{cfg.setting}-L{cfg.level}-{cfg.preset}"
+    settings = _run_settings(cfg)
     data = build_data(cfg)
     runs = []
     for method in cfg.methods:
         for seed in (cfg.seeds if method != "classical" else cfg.seeds[:1]):
             path = out / "runs" / f"{tag}-{method}-seed{seed}.json"
             if path.is_file():
-                runs.append(json.loads(path.read_text()))
+                runs.append(_cached_run(path, settings))
                 continue
             result = run_method(method, cfg, data, seed, out / "checkpoints" / f"{tag}-{method}-seed{seed}")
-            training.atomic_write_json(result, path)
+            training.atomic_write_json({**result, "settings": settings}, path)
             runs.append(result)
     summary = summarise(runs, reference="kidot")
     summary.update(config=dataclasses.asdict(cfg), data_source=data["source"], n_test_cases=len(data["test"]))
     training.atomic_write_json(summary, out / f"metrics-{tag}.json")
     return summary
+
+
+def _run_settings(cfg: ProtocolConfig) -> dict:
+    """The settings a cached run depends on (all but the seeds, methods and device), as stored in JSON."""
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("seeds", "methods", "device")}
+    return json.loads(json.dumps(settings))
+
+
+def _cached_run(path: Path, settings: dict) -> dict:
+    """A cached run, refused when it was computed with other settings (it would be summarised as these)."""
+    run = json.loads(path.read_text())
+    stored = run.get("settings", {})
+    changed = sorted(k for k in settings if stored.get(k) != settings[k])
+    if changed:
+        raise ValueError(f"{path} was computed with other settings ({', '.join(changed)}); pass another out "
+                         "folder for these settings")
+    return run
 
 
 def summarise(runs: list[dict], reference: str = "kidot") -> dict:
