@@ -44,10 +44,12 @@ def test_measurement_archive_round_trip(mri_files):
 
 def test_fit_evaluate_predict_on_files(mri_files):
     fit_out = mri_files / "fit"
-    assert main(["fit", "--measurements", str(mri_files / "meas.npz"), "--clean-images",
-                 str(mri_files / "clean.npz"), "--preset", "test", "--n-iter", "3", "--batch-size", "2",
-                 "--null-space", "--out", str(fit_out)]) == 0
+    (mri_files / "fit.json").write_text(json.dumps({"cost_split": 0.3}))
+    assert main(["fit", "--config", str(mri_files / "fit.json"), "--measurements", str(mri_files / "meas.npz"),
+                 "--clean-images", str(mri_files / "clean.npz"), "--preset", "test", "--n-iter", "3",
+                 "--batch-size", "2", "--null-space", "--out", str(fit_out)]) == 0
     assert load_model(fit_out / "model.pt")[0].flow.null_space  # the option survives the checkpoint
+    assert json.loads((fit_out / "metrics.json").read_text())["config"]["cost_split"] == 0.3
     ev_out = mri_files / "eval"
     assert main(["evaluate", "--checkpoint", str(fit_out / "model.pt"), "--data", str(mri_files / "meas.npz"),
                  "--out", str(ev_out)]) == 0

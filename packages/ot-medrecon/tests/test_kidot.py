@@ -75,6 +75,33 @@ def test_null_space_path_keeps_the_measured_kspace_and_moves_the_rest():
         flow(torch.zeros(1, *multi.measurement_shape), multi)
 
 
+def test_split_lines_holds_out_measured_lines_but_never_the_centre():
+    mask = cartesian_mask(32, 4, generator=torch.Generator().manual_seed(0)).expand(400, 32, 32)
+    op = SingleCoilMRI(mask)
+    kept = op.split_lines(0.4, torch.Generator().manual_seed(1)).mask
+    measured, inside = op.mask.amax(-2) > 0, kept.amax(-2) > 0  # (B, 1, W) lines
+    assert not bool((inside & ~measured).any()) and bool(inside[..., 16].all())
+    held = (measured & ~inside).sum() / (measured.sum() - 400)  # share of the non-centre measured lines
+    assert abs(float(held) - 0.4) < 0.02
+    multi = MultiCoilMRI(mask[:2], birdcage_maps(4, 32)).split_lines(0.4, torch.Generator().manual_seed(1))
+    assert isinstance(multi, MultiCoilMRI) and multi.n_coils == 4
+
+
+def test_cost_split_makes_the_held_out_lines_a_training_signal():
+    meas = _mri_data(4)
+    flow_operator = meas.operator.split_lines(0.5, torch.Generator().manual_seed(0))
+    flow = KIDOTFlow(VelocityUNet(2, (8, 16), (2,)), n_steps=3, null_space=True)  # zero drift at init
+    with torch.no_grad():
+        full, split = flow(meas.y, meas.operator, True), flow(meas.y, flow_operator, True)
+    assert float(kidot_path_cost(full, meas.y, meas.operator).max()) < 1e-5  # nothing to learn without a split
+    assert float(kidot_path_cost(split, meas.y, meas.operator).min()) > 1e-3  # the held-out lines are missed
+    with pytest.raises(ValueError, match="cost_split"):
+        _small_kidot(cost_split=1.0)
+    ct = Measurements(torch.zeros(2, 1, *ParallelBeamCT(32, 20).measurement_shape[1:]), ParallelBeamCT(32, 20))
+    with pytest.raises(ValueError, match="cost_split"):
+        KIDOT.from_preset("test", "ct", cost_split=0.3).fit(ct, torch.zeros(2, 1, 32, 32), n_iter=1, progress=False)
+
+
 def test_path_cost_by_hand():
     mask = torch.zeros(4, 4)
     mask[:, 1] = 1

@@ -5,8 +5,9 @@ import json
 
 import pytest
 import torch
-from ot_medrecon.datasets import shared_data_root
-from ot_medrecon.protocol import ProtocolConfig, build_data, gap_benchmark, summarise
+from ot_medrecon.baselines import SupervisedUNet, SupervisedUnrolled
+from ot_medrecon.datasets import area_resize, shared_data_root
+from ot_medrecon.protocol import ProtocolConfig, build_data, gap_benchmark, summarise, train_method
 from ot_medrecon.simulate import NominalCT
 
 
@@ -31,6 +32,19 @@ def test_validation_split_goes_through_the_chosen_simulator():
     model = NominalCT(32, 60).operator  # nominal: A x + 40 dB noise; true (level 3): counts, COR offset, ...
     relative_misfit = lambda d: float((d.y - model.A(d.gt)).norm() / d.y.norm())
     assert relative_misfit(nominal_val) < 0.02 < relative_misfit(true_val)
+
+
+def test_oracles_train_on_true_pairs_of_the_measurement_images():
+    data = build_data(_tiny())
+    pairs = data["true_pairs"].sample(4, torch.Generator().manual_seed(0))
+    flat = lambda x: {tuple(v.flatten().tolist()) for v in x}  # noqa: E731
+    assert not flat(area_resize(data["true_pairs"].images, 32)) & (flat(data["clean"]) | flat(data["test"].gt))
+    model = NominalCT(32, 60).operator
+    assert float((pairs.y - model.A(pairs.gt)).norm() / pairs.y.norm()) > 0.02  # the true simulator, not A_sim
+    data["pairs"] = None  # the nominal pairs must not be used by the oracles
+    oracle, _ = train_method("oracle_unet", _tiny(), data, seed=0)
+    unrolled, _ = train_method("oracle", _tiny(), data, seed=0)
+    assert isinstance(oracle, SupervisedUNet) and isinstance(unrolled, SupervisedUnrolled)
 
 
 @pytest.mark.skipif(shared_data_root() is None, reason="../shared/data/medrecon is absent")
@@ -59,6 +73,19 @@ def test_gap_benchmark_caches_runs_and_summarises(tmp_path):
     assert json.loads((tmp_path / "metrics-ct-sparse60-L3-test.json").read_text())["n_test_cases"] == 4
     with pytest.raises(ValueError, match="other settings \\(kinetic_weight\\)"):  # stale cache never reused
         gap_benchmark(dataclasses.replace(cfg, kinetic_weight=cfg.kinetic_weight + 0.1), tmp_path)
+    baselines = dataclasses.replace(cfg, kinetic_weight=cfg.kinetic_weight + 0.1, methods=("classical",
+                                                                                          "supervised_unet"))
+    gap_benchmark(baselines, tmp_path)  # KIDOT's settings do not invalidate the baselines' runs
+    assert [p.stat().st_mtime_ns for p in runs] == stamp
+    kidot_run = next(p for p in runs if "-kidot-" in p.name)
+    record = json.loads(kidot_run.read_text())
+    del record["settings"]["cost_split"]  # a run from before the option existed had its default behaviour
+    kidot_run.write_text(json.dumps(record))
+    gap_benchmark(cfg, tmp_path)
+    with pytest.raises(ValueError, match="other settings \\(cost_split\\)"):
+        gap_benchmark(dataclasses.replace(cfg, cost_split=0.3), tmp_path)
+    with pytest.raises(ValueError, match="other settings \\(lr_supervised\\)"):
+        gap_benchmark(dataclasses.replace(baselines, lr_supervised=0.5), tmp_path)
 
 
 def test_summary_statistics_by_hand():

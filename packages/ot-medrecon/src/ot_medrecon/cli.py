@@ -84,6 +84,7 @@ class FitConfig:
     lr_flow: float = 2e-4
     lr_critic: float = 4e-4
     null_space: bool = False
+    cost_split: float = 0.0
     ct_window: tuple[float, float] | None = None
 
 
@@ -121,7 +122,7 @@ def run_fit(args: argparse.Namespace) -> None:
     modality = "ct" if isinstance(meas.operator, ParallelBeamCT) else "mri"
     model = KIDOT.from_preset(cfg.preset, modality, size, cost_weight=cfg.cost_weight,
                               kinetic_weight=cfg.kinetic_weight, lr_flow=cfg.lr_flow, lr_critic=cfg.lr_critic,
-                              null_space=cfg.null_space)
+                              null_space=cfg.null_space, cost_split=cfg.cost_split)
     model.to(cli_support.resolve_device(args.device))
     history = model.fit(meas, clean, n_iter=cfg.n_iter or spec_p.n_iter, batch_size=cfg.batch_size or
                         spec_p.batch_size, probe=probe, out=out, resume=args.resume, seed=args.seed)

@@ -99,15 +99,20 @@ class KIDOT(Reconstructor):
     pairs are given and it is left at None; ``"group"`` = 1e4 as the group's trainers). ``terminal="sinkhorn"``
     replaces the critic by the debiased Sinkhorn divergence of ot-core (``terminal_weight``). ``gp_step=
     "separate"`` reproduces the group's extra optimiser step on the gradient penalty alone. Adam (0.5, 0.9) or
-    ``optimizer="rmsprop"``.
+    ``optimizer="rmsprop"``. ``cost_split`` (Cartesian MRI, 0 = off): each training measurement's path starts from
+    its measured lines minus a random ``cost_split`` fraction, while the path cost still scores all measured lines,
+    so the held-out lines give the drift a data signal for the unmeasured k-space (self-supervised splitting as in
+    SSDU; an extension of this package, not from the paper). Inference always uses every measured line.
     """
 
     def __init__(self, flow: KIDOTFlow, critic: nn.Module | None, cost_weight: float = 0.3,
                  sup_weight: float | str | None = None, gp_weight: float = 10.0, gp_step: str = "joint",
                  n_critic: int = 1, kinetic_weight: float = 0.2, terminal: str = "critic",
                  terminal_weight: float = 1.0, optimizer: str = "adam", lr_flow: float = 2e-4,
-                 lr_critic: float = 4e-4):
+                 lr_critic: float = 4e-4, cost_split: float = 0.0):
         super().__init__()
+        if not 0.0 <= cost_split < 1.0:
+            raise ValueError(f"cost_split must be in [0, 1) (fraction of measured lines held out), got {cost_split}")
         if gp_step not in ("joint", "separate"):
             raise ValueError(f"gp_step={gp_step!r}; use 'joint' or 'separate'")
         if terminal not in ("critic", "sinkhorn"):
@@ -122,6 +127,7 @@ class KIDOT(Reconstructor):
         self.cost_weight, self.sup_weight, self.gp_weight = cost_weight, sup_weight, gp_weight
         self.gp_step, self.n_critic, self.kinetic_weight = gp_step, n_critic, kinetic_weight
         self.terminal, self.terminal_weight = terminal, terminal_weight
+        self.cost_split = cost_split
         make = ((lambda p, lr: torch.optim.Adam(p, lr=lr, betas=(0.5, 0.9))) if optimizer == "adam"
                 else (lambda p, lr: torch.optim.RMSprop(p, lr=lr)))
         self.opt_flow = make(self.flow.parameters(), lr_flow)
@@ -169,6 +175,9 @@ class KIDOT(Reconstructor):
             raise TypeError("measurements must be ot_medrecon.Measurements(y, operator)")
         check_operator(measurements.operator, "measurements.operator")
         check_clean_images(clean_images, measurements.operator)
+        if self.cost_split and not hasattr(measurements.operator, "split_lines"):
+            raise ValueError(f"cost_split={self.cost_split} needs Cartesian MRI measurements (SingleCoilMRI or "
+                             f"MultiCoilMRI), not {type(measurements.operator).__name__}; use cost_split=0")
         if paired is not None and getattr(paired, "gt", True) is None:
             raise ValueError("paired needs ground truth: Measurements(y, operator, gt) or SimulatedPairs")
         if self.sup_weight is None:
@@ -219,11 +228,13 @@ class KIDOT(Reconstructor):
         reg = 0.05 * float(torch.cdist(a.detach(), b).pow(2).median().clamp_min(1e-6))
         return self.terminal_weight * sinkhorn_divergence(a, b, reg=reg)
 
-    def path_step(self, meas: Measurements, clean: torch.Tensor, paired: Measurements | None) -> dict[str, float]:
-        """One optimiser step of θ and the step sizes (φ frozen, gradients through every path step)."""
+    def path_step(self, meas: Measurements, clean: torch.Tensor, paired: Measurements | None,
+                  flow_operator: LinearOperator | None = None) -> dict[str, float]:
+        """One optimiser step of θ and the step sizes (φ frozen, gradients through every path step). The path
+        runs with ``flow_operator`` (default: the measurements' operator); the path cost uses the latter."""
         if self.critic is not None:
             self.critic.requires_grad_(False)
-        path = self.flow(meas.y, meas.operator, return_path=True)
+        path = self.flow(meas.y, flow_operator or meas.operator, return_path=True)
         image = magnitude(path[-1])
         cost = kidot_path_cost(path, meas.y, meas.operator).mean()
         terminal = self.terminal_loss(image, clean)
@@ -248,12 +259,14 @@ class KIDOT(Reconstructor):
     def train_step(self, batch: dict) -> dict[str, float]:
         """Critic step(s) then one path step; returns every loss term by name."""
         logs = {}
+        meas = batch["meas"]
+        flow_operator = meas.operator.split_lines(self.cost_split, self._generator) if self.cost_split else None
         if self.terminal == "critic":
             with torch.no_grad():  # θ frozen: the path is rolled once and reused by the n_critic steps
-                fake = self.forward_image(batch["meas"].y, batch["meas"].operator)
+                fake = self.forward_image(meas.y, flow_operator or meas.operator)
             for _ in range(self.n_critic):
                 logs = self.critic_step(fake, batch["clean"])
-        logs.update(self.path_step(batch["meas"], batch["clean"], batch.get("paired")))
+        logs.update(self.path_step(meas, batch["clean"], batch.get("paired"), flow_operator))
         return logs
 
     def reconstruct(self, y, operator, batch_size: int = 64, hard_dc: bool = False) -> torch.Tensor:

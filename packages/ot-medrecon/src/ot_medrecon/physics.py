@@ -212,6 +212,20 @@ class SingleCoilMRI(LinearOperator):
     def subset(self, index):
         return self if self.batch_size is None else type(self)(self.mask[index])
 
+    def with_mask(self, mask: torch.Tensor) -> "SingleCoilMRI":
+        """The same acquisition with another sampling mask (B, 1, H, W)."""
+        return type(self)(mask)
+
+    def split_lines(self, fraction: float, generator: torch.Generator | None = None) -> "SingleCoilMRI":
+        """This operator with each measured Cartesian line (column) of each sample held out with probability
+        ``fraction`` (never the centre column): the input side of a measurement split, as in self-supervised
+        MRI (SSDU, Yaman et al. 2020). Its ``A_adjoint`` masks y, so the full y can be passed to it."""
+        lines = self.mask.amax(dim=-2, keepdim=True) > 0  # (B, 1, 1, W)
+        draw = torch.rand(lines.shape, generator=generator).to(lines.device)
+        held_out = lines & (draw < fraction)
+        held_out[..., self.mask.shape[-1] // 2] = False
+        return self.with_mask(self.mask * (~held_out).to(self.mask.dtype))
+
     def _mask(self, like):
         return self.mask.to(dtype=like.dtype, device=like.device)
 
@@ -268,6 +282,9 @@ class MultiCoilMRI(SingleCoilMRI):
         mask = self.mask[index] if self.mask.shape[0] > 1 else self.mask
         maps = self.maps_ri[index] if self.maps_ri.shape[0] > 1 else self.maps_ri
         return type(self)(mask, torch.view_as_complex(maps))
+
+    def with_mask(self, mask: torch.Tensor) -> "MultiCoilMRI":
+        return type(self)(mask, torch.view_as_complex(self.maps_ri))
 
     def _maps(self, like):
         dtype = torch.float64 if like.dtype == torch.float64 else torch.float32

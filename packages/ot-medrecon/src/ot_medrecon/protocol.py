@@ -10,7 +10,9 @@ pairs), ``S_val`` (validation with ground truth, through the true simulator by d
 ``S_test`` (held-out true measurements with ground truth). MRI: the 20 Deep-ADMM-Net chest images in sorted
 order (S_img im-01..im-06, S_val im-07, im-08, S_meas im-09..im-13 incl. im-100, S_test im-14..im-19), or
 ellipse phantoms when the data are absent.
-CT: ellipse phantoms with disjoint seed ranges. MRI options: ``augment_copies`` / ``brain_in_clean`` augment the
+CT: ellipse phantoms with disjoint seed ranges. The oracles ("oracle": the unrolled flow, "oracle_unet": the U-Net)
+are trained with L1 on *true*-simulator pairs of the S_meas images, i.e. with the ground truth and the acquisition
+model that KIDOT never sees: an upper bound for a method of that size and budget, never a competitor. MRI options: ``augment_copies`` / ``brain_in_clean`` augment the
 S_img and S_meas pools (the U-Net's pairs come from the same augmented S_img), ``null_space`` restricts KIDOT's
 learned drift to the unmeasured k-space.
 
@@ -47,7 +49,7 @@ SETTINGS = {
     "ct-lowdose": {"modality": "ct", "views": 120, "dose": 0.05, "nominal_snr_db": 30.0},
 }
 
-METHODS = ("classical", "supervised_unet", "supervised_unrolled", "kidot", "kidot_sup")
+METHODS = ("classical", "supervised_unet", "supervised_unrolled", "kidot", "kidot_sup", "oracle", "oracle_unet")
 
 
 @dataclass
@@ -75,6 +77,7 @@ class ProtocolConfig:
     sup_weight: float = 10.0  # λ_sup of "kidot_sup" (KIDOT + L1 on the baselines' nominal pairs)
     patch_critic: bool = False
     null_space: bool = False  # KIDOT's drift only in the null space of A (single-coil MRI: keeps measured k-space)
+    cost_split: float = 0.0  # MRI: fraction of measured lines KIDOT's path cost holds out from the path's input
     validation: str = "true"  # S_val (the training probe, the tuning split) through the "true" or "nominal" simulator
     augment_copies: int = 0  # MRI: augmented copies of each S_img source; > 0 also augments each S_meas realisation
     brain_in_clean: bool = False  # MRI: add the 2 Deep-ADMM-Net brain images to S_img
@@ -157,7 +160,8 @@ def _pools(cfg: ProtocolConfig) -> tuple[dict[str, torch.Tensor], str]:
 
 
 def build_data(cfg: ProtocolConfig) -> dict:
-    """Clean S_img (working size), nominal pairs (on the fly), true S_meas measurements (no GT), S_val
+    """Clean S_img (working size), nominal pairs (on the fly), true S_meas measurements (no GT) and, for the
+    oracles, true pairs of the S_meas images (on the fly), S_val
     (``cfg.validation`` simulator) and true S_test measurements with GT. Measurement seeds are fixed
     (independent of the training seed)."""
     nominal, true = _simulators(cfg)
@@ -169,6 +173,7 @@ def build_data(cfg: ProtocolConfig) -> dict:
         "clean": area_resize(pools["img"], cfg.image_size),
         "pairs": SimulatedPairs(pools["img"], nominal),
         "measurements": Measurements(meas.y, meas.operator),  # the ground truth is dropped here
+        "true_pairs": SimulatedPairs(pools["meas"], true),  # the oracles' training data only
         "val": sim(true if cfg.validation == "true" else nominal, repeat(pools["val"], cfg.test_realisations),
                    2_000),
         "test": sim(true, repeat(pools["test"], cfg.test_realisations), 3_000),
@@ -179,7 +184,7 @@ def build_data(cfg: ProtocolConfig) -> dict:
 # ------------------------------------------------------------------------------------------ runs
 def train_method(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: Path | None = None,
                  eval_every: int | None = None):
-    """Train ``method`` ("supervised_unet", "supervised_unrolled", "kidot", "kidot_sup") on ``data`` of
+    """Train ``method`` (any of :data:`METHODS` but "classical") on ``data`` of
     :func:`build_data` with S_val as the probe (scored every ``eval_every``, default n_iter / 5 iterations);
     returns (model, history)."""
     n_iter, batch = cfg.training_budget()
@@ -192,12 +197,14 @@ def train_method(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: P
                                   lr_critic=cfg.lr_critic, cost_weight=cfg.cost_weight,
                                   kinetic_weight=cfg.kinetic_weight, n_critic=cfg.n_critic,
                                   patch_critic=cfg.patch_critic, null_space=cfg.null_space,
+                                  cost_split=cfg.cost_split,
                                   sup_weight=cfg.sup_weight if paired else 0.0)
         history = model.to(cfg.device).fit(data["measurements"], data["clean"], paired=paired, **kw)
     else:
-        cls = SupervisedUNet if method == "supervised_unet" else SupervisedUnrolled
+        cls = SupervisedUNet if method in ("supervised_unet", "oracle_unet") else SupervisedUnrolled
         model = cls.from_preset(cfg.preset, cfg.modality, lr=cfg.lr_supervised)
-        history = model.to(cfg.device).fit(data["pairs"], **kw)
+        pairs = data["true_pairs"] if method.startswith("oracle") else data["pairs"]
+        history = model.to(cfg.device).fit(pairs, **kw)
     return model, history
 
 
@@ -229,12 +236,12 @@ def gap_benchmark(cfg: ProtocolConfig, out: str | Path) -> dict:
     ``out/metrics.json``."""
     out = Path(out)
     tag = f"{cfg.setting}-L{cfg.level}-{cfg.preset}"
-    settings = _run_settings(cfg)
     data = build_data(cfg)
     runs = []
     for method in cfg.methods:
         for seed in (cfg.seeds if method != "classical" else cfg.seeds[:1]):
             path = out / "runs" / f"{tag}-{method}-seed{seed}.json"
+            settings = _run_settings(cfg, method)
             if path.is_file():
                 runs.append(_cached_run(path, settings))
                 continue
@@ -247,17 +254,26 @@ def gap_benchmark(cfg: ProtocolConfig, out: str | Path) -> dict:
     return summary
 
 
-def _run_settings(cfg: ProtocolConfig) -> dict:
-    """The settings a cached run depends on (all but the seeds, methods and device), as stored in JSON."""
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("seeds", "methods", "device")}
+#: Settings that only KIDOT's training reads: a baseline's cached run stays valid when they change.
+KIDOT_SETTINGS = ("lr_flow", "lr_critic", "cost_weight", "kinetic_weight", "n_critic", "sup_weight", "patch_critic",
+                  "null_space", "cost_split")
+
+
+def _run_settings(cfg: ProtocolConfig, method: str) -> dict:
+    """The settings a cached run of ``method`` depends on (not the seeds, methods and device; KIDOT's own
+    settings only for KIDOT), as stored in JSON."""
+    skip = {"seeds", "methods", "device"} | (set() if method.startswith("kidot") else set(KIDOT_SETTINGS))
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
     return json.loads(json.dumps(settings))
 
 
 def _cached_run(path: Path, settings: dict) -> dict:
-    """A cached run, refused when it was computed with other settings (it would be summarised as these)."""
+    """A cached run, refused when it was computed with other settings (it would be summarised as these). A
+    setting the run does not store was added later; the run had its default behaviour."""
     run = json.loads(path.read_text())
     stored = run.get("settings", {})
-    changed = sorted(k for k in settings if stored.get(k) != settings[k])
+    defaults = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(ProtocolConfig)}))
+    changed = sorted(k for k in settings if stored.get(k, defaults.get(k)) != settings[k])
     if changed:
         raise ValueError(f"{path} was computed with other settings ({', '.join(changed)}); pass another out "
                          "folder for these settings")
