@@ -5,10 +5,9 @@ import copy
 
 import anndata as ad
 import numpy as np
+import ot_cells as oc
 import pytest
 import torch
-
-import ot_cells as oc
 
 UNTRAINED = {"steps": 0, "refine_epochs": 0}
 
@@ -26,7 +25,7 @@ def test_every_view_of_the_model_carries_the_observed_masses(adata, tiny, time_m
     assert table["rme"].max() < 1e-4  # to the dopri5 tolerances (rtol 1e-5, atol 1e-6 on log w)
     pred = vg.predict(S.times[1:])
     np.testing.assert_allclose(pred.uns["relative_mass_pred"]["mass"], S.relative_mass[1:], rtol=1e-4)
-    times, _, W = vg.trajectories(n_cells=len(S.X[0]), n_bins=5)
+    _, _, W = vg.trajectories(n_cells=len(S.X[0]), n_bins=5)
     assert W[-1].sum() == pytest.approx(S.relative_mass[-1], rel=1e-4)
     n0 = len(S.X[0])
     for k in (1, 3):  # mass carried along the flow from all first cells (each with weight 1)

@@ -49,7 +49,14 @@ def test_fit_evaluate_predict_on_files(mri_files):
                  "--clean-images", str(mri_files / "clean.npz"), "--preset", "test", "--n-iter", "3",
                  "--batch-size", "2", "--null-space", "--out", str(fit_out)]) == 0
     assert load_model(fit_out / "model.pt")[0].flow.null_space  # the option survives the checkpoint
-    assert json.loads((fit_out / "metrics.json").read_text())["config"]["cost_split"] == 0.3
+    split = json.loads((fit_out / "metrics.json").read_text())
+    assert split["config"]["cost_split"] == 0.3
+    assert main(["fit", "--measurements", str(mri_files / "meas.npz"), "--clean-images", str(mri_files / "clean.npz"),
+                 "--preset", "test", "--n-iter", "3", "--batch-size", "2", "--null-space",
+                 "--out", str(mri_files / "fit_nosplit")]) == 0
+    plain = json.loads((mri_files / "fit_nosplit" / "metrics.json").read_text())
+    # the held-out lines reach KIDOT's data cost (without a split it only sees the measurement noise)
+    assert split["final"]["path_cost"] > 2 * plain["final"]["path_cost"]
     ev_out = mri_files / "eval"
     assert main(["evaluate", "--checkpoint", str(fit_out / "model.pt"), "--data", str(mri_files / "meas.npz"),
                  "--out", str(ev_out)]) == 0

@@ -37,7 +37,7 @@ def test_validation_split_goes_through_the_chosen_simulator():
 def test_oracles_train_on_true_pairs_of_the_measurement_images():
     data = build_data(_tiny())
     pairs = data["true_pairs"].sample(4, torch.Generator().manual_seed(0))
-    flat = lambda x: {tuple(v.flatten().tolist()) for v in x}  # noqa: E731
+    flat = lambda x: {tuple(v.flatten().tolist()) for v in x}
     assert not flat(area_resize(data["true_pairs"].images, 32)) & (flat(data["clean"]) | flat(data["test"].gt))
     model = NominalCT(32, 60).operator
     assert float((pairs.y - model.A(pairs.gt)).norm() / pairs.y.norm()) > 0.02  # the true simulator, not A_sim
@@ -84,6 +84,10 @@ def test_gap_benchmark_caches_runs_and_summarises(tmp_path):
     gap_benchmark(cfg, tmp_path)
     with pytest.raises(ValueError, match="other settings \\(cost_split\\)"):
         gap_benchmark(dataclasses.replace(cfg, cost_split=0.3), tmp_path)
+    del record["settings"]  # a run from before runs carried settings cannot be checked: refused
+    kidot_run.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="stores no settings"):
+        gap_benchmark(cfg, tmp_path)
     with pytest.raises(ValueError, match="other settings \\(lr_supervised\\)"):
         gap_benchmark(dataclasses.replace(baselines, lr_supervised=0.5), tmp_path)
 

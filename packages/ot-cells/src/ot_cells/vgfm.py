@@ -250,7 +250,7 @@ class VGFM:
         rates = None if self.field is None else self.field.offset_rates
         return None if rates is None else rates.cpu().double().numpy()
 
-    def calibrate(self) -> "VGFM":
+    def calibrate(self) -> VGFM:
         """Mass calibration: add a constant c_k to g on the k-th interval between kept times so that the dopri5
         rollout of all first-time cells (the one :meth:`evaluate` scores) has the observed relative mass M at
         every kept time. A constant moves no cell and scales the rollout mass after t_k+1 by exp(c_k dt_k), so

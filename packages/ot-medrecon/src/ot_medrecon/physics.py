@@ -212,14 +212,15 @@ class SingleCoilMRI(LinearOperator):
     def subset(self, index):
         return self if self.batch_size is None else type(self)(self.mask[index])
 
-    def with_mask(self, mask: torch.Tensor) -> "SingleCoilMRI":
+    def with_mask(self, mask: torch.Tensor) -> SingleCoilMRI:
         """The same acquisition with another sampling mask (B, 1, H, W)."""
         return type(self)(mask)
 
-    def split_lines(self, fraction: float, generator: torch.Generator | None = None) -> "SingleCoilMRI":
+    def split_lines(self, fraction: float, generator: torch.Generator | None = None) -> SingleCoilMRI:
         """This operator with each measured Cartesian line (column) of each sample held out with probability
         ``fraction`` (never the centre column): the input side of a measurement split, as in self-supervised
-        MRI (SSDU, Yaman et al. 2020). Its ``A_adjoint`` masks y, so the full y can be passed to it."""
+        MRI (SSDU, Yaman et al. 2020). One draw per mask: a shared (1, 1, H, W) mask gets one split for the whole
+        batch. Its ``A_adjoint`` masks y, so the full y can be passed to it."""
         lines = self.mask.amax(dim=-2, keepdim=True) > 0  # (B, 1, 1, W)
         draw = torch.rand(lines.shape, generator=generator).to(lines.device)
         held_out = lines & (draw < fraction)
@@ -283,7 +284,7 @@ class MultiCoilMRI(SingleCoilMRI):
         maps = self.maps_ri[index] if self.maps_ri.shape[0] > 1 else self.maps_ri
         return type(self)(mask, torch.view_as_complex(maps))
 
-    def with_mask(self, mask: torch.Tensor) -> "MultiCoilMRI":
+    def with_mask(self, mask: torch.Tensor) -> MultiCoilMRI:
         return type(self)(mask, torch.view_as_complex(self.maps_ri))
 
     def _maps(self, like):

@@ -10,11 +10,12 @@ pairs), ``S_val`` (validation with ground truth, through the true simulator by d
 ``S_test`` (held-out true measurements with ground truth). MRI: the 20 Deep-ADMM-Net chest images in sorted
 order (S_img im-01..im-06, S_val im-07, im-08, S_meas im-09..im-13 incl. im-100, S_test im-14..im-19), or
 ellipse phantoms when the data are absent.
-CT: ellipse phantoms with disjoint seed ranges. The oracles ("oracle": the unrolled flow, "oracle_unet": the U-Net)
-are trained with L1 on *true*-simulator pairs of the S_meas images, i.e. with the ground truth and the acquisition
-model that KIDOT never sees: an upper bound for a method of that size and budget, never a competitor. MRI options: ``augment_copies`` / ``brain_in_clean`` augment the
-S_img and S_meas pools (the U-Net's pairs come from the same augmented S_img), ``null_space`` restricts KIDOT's
-learned drift to the unmeasured k-space.
+CT: ellipse phantoms with disjoint seed ranges. The oracles ("oracle": the unrolled flow, "oracle_unet": the
+U-Net) are trained with L1 on *true*-simulator pairs of the S_meas images, i.e. with the ground truth and the
+acquisition model that KIDOT never sees: an upper bound for a method of that size and budget, never a competitor.
+MRI options: ``augment_copies`` / ``brain_in_clean`` augment the S_img and S_meas pools (the U-Net's pairs
+come from the same augmented S_img), ``null_space`` restricts KIDOT's learned drift to the unmeasured k-space,
+``cost_split`` holds measured lines out of KIDOT's path input for its data cost.
 
 Per run results are cached as JSON under ``out/runs`` so an interrupted sweep resumes where it stopped.
 """
@@ -271,7 +272,10 @@ def _cached_run(path: Path, settings: dict) -> dict:
     """A cached run, refused when it was computed with other settings (it would be summarised as these). A
     setting the run does not store was added later; the run had its default behaviour."""
     run = json.loads(path.read_text())
-    stored = run.get("settings", {})
+    stored = run.get("settings")
+    if stored is None:
+        raise ValueError(f"{path} stores no settings (written before runs carried them), so it cannot be checked "
+                         "against these settings; pass another out folder")
     defaults = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(ProtocolConfig)}))
     changed = sorted(k for k in settings if stored.get(k, defaults.get(k)) != settings[k])
     if changed:
