@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--cost-weight", type=float, default=0.3, help="KIDOT λ_c (weight of the path cost)")
     parser.add_argument("--cost-split", type=float, default=0.0,
                         help="MRI: fraction of measured lines held out of KIDOT's path input and scored by its cost")
+    parser.add_argument("--start", default="measurement", choices=("measurement", "tv"),
+                        help="KIDOT's path start: S(y), or the data-consistent TV image (single-coil MRI)")
     parser.add_argument("--n-critic", type=int, default=1, help="critic steps per path step")
     parser.add_argument("--augment-copies", type=int, default=0,
                         help="MRI: augmented copies per S_img source image (also augments S_meas)")
@@ -70,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
 
     options = {"null_space": args.null_space, "kinetic_weight": args.kinetic_weight, "n_critic": args.n_critic,
-               "cost_weight": args.cost_weight, "cost_split": args.cost_split,
+               "cost_weight": args.cost_weight, "cost_split": args.cost_split, "start": args.start,
                "augment_copies": args.augment_copies, "brain_in_clean": args.brain_in_clean,
                "validation": args.validation}
     jobs = [{"setting": s, "level": args.level, "preset": args.preset, "n_iter": args.n_iter,

@@ -47,8 +47,9 @@ def test_fit_evaluate_predict_on_files(mri_files):
     (mri_files / "fit.json").write_text(json.dumps({"cost_split": 0.3}))
     assert main(["fit", "--config", str(mri_files / "fit.json"), "--measurements", str(mri_files / "meas.npz"),
                  "--clean-images", str(mri_files / "clean.npz"), "--preset", "test", "--n-iter", "3",
-                 "--batch-size", "2", "--null-space", "--out", str(fit_out)]) == 0
-    assert load_model(fit_out / "model.pt")[0].flow.null_space  # the option survives the checkpoint
+                 "--batch-size", "2", "--null-space", "--start", "tv", "--out", str(fit_out)]) == 0
+    flow = load_model(fit_out / "model.pt")[0].flow
+    assert flow.null_space and flow.start == "tv"  # the options survive the checkpoint
     split = json.loads((fit_out / "metrics.json").read_text())
     assert split["config"]["cost_split"] == 0.3
     assert main(["fit", "--measurements", str(mri_files / "meas.npz"), "--clean-images", str(mri_files / "clean.npz"),

@@ -7,6 +7,7 @@ import pytest
 import torch
 from ot_core.testing import gaussian_w2
 from ot_medrecon import KIDOT, KIDOTFlow, Measurements, kidot_path_cost
+from ot_medrecon.classical import tv_reconstruction
 from ot_medrecon.datasets import ellipse_phantoms, shepp_logan
 from ot_medrecon.nets import ConvCritic, VelocityUNet
 from ot_medrecon.physics import (
@@ -73,6 +74,18 @@ def test_null_space_path_keeps_the_measured_kspace_and_moves_the_rest():
     multi = MultiCoilMRI(meas.operator.mask[:1], birdcage_maps(4, 32))
     with pytest.raises(ValueError, match="null_space"):
         flow(torch.zeros(1, *multi.measurement_shape), multi)
+
+
+def test_tv_start_path_begins_at_the_tv_reconstruction():
+    meas = _mri_data(3)
+    flow = KIDOTFlow(VelocityUNet(2, (8, 16), (2,)), n_steps=3, null_space=True, start="tv")  # zero drift at init
+    with torch.no_grad():
+        path = flow(meas.y, meas.operator, return_path=True)
+    tv = tv_reconstruction(meas.y, meas.operator)
+    assert all(torch.allclose(state, tv, atol=1e-5) for state in path)
+    assert float((tv - meas.operator.start(meas.y)).norm()) > 0.1
+    with pytest.raises(ValueError, match="start"):
+        KIDOTFlow(VelocityUNet(2, (8, 16), (2,)), start="fbp")
 
 
 def test_split_lines_holds_out_measured_lines_but_never_the_centre():

@@ -5,10 +5,21 @@ import json
 
 import pytest
 import torch
+from ot_medrecon import Measurements
 from ot_medrecon.baselines import SupervisedUNet, SupervisedUnrolled
-from ot_medrecon.datasets import area_resize, shared_data_root
-from ot_medrecon.protocol import ProtocolConfig, build_data, gap_benchmark, summarise, train_method
-from ot_medrecon.simulate import NominalCT
+from ot_medrecon.classical import tv_reconstruction
+from ot_medrecon.datasets import area_resize, ellipse_phantoms, shared_data_root
+from ot_medrecon.metrics import ReconMetrics
+from ot_medrecon.physics import magnitude
+from ot_medrecon.protocol import (
+    ProtocolConfig,
+    build_data,
+    gap_benchmark,
+    run_method,
+    summarise,
+    train_method,
+)
+from ot_medrecon.simulate import NominalCT, ProspectiveMRI
 
 
 def _tiny(**kw):
@@ -22,7 +33,7 @@ def test_ct_splits_are_disjoint_and_measurements_have_no_ground_truth():
     data = build_data(_tiny())
     assert data["measurements"].gt is None
     assert data["test"].gt.shape == (4, 1, 32, 32) and data["clean"].shape == (8, 1, 32, 32)
-    flat = lambda x: {tuple(v.flatten().tolist()) for v in x}  # noqa: E731
+    flat = lambda x: {tuple(v.flatten().tolist()) for v in x}
     assert not flat(data["clean"]) & flat(data["test"].gt)
 
 
@@ -114,3 +125,17 @@ def test_config_errors():
         ProtocolConfig(augment_copies=-1)
     with pytest.raises(ValueError, match="unknown methods"):
         ProtocolConfig(methods=("kidot", "magic"))
+    with pytest.raises(ValueError, match="start"):
+        ProtocolConfig(start="fbp")
+    with pytest.raises(ValueError, match="single-coil MRI"):
+        ProtocolConfig(setting="ct-sparse60", methods=("classical_tv",))
+
+
+def test_classical_tv_method_scores_the_tv_reconstruction():
+    cfg = ProtocolConfig(setting="mri4x", preset="test", methods=("classical", "classical_tv"))
+    images = ellipse_phantoms(4, 32, seed=0)
+    data = {"test": Measurements.from_simulation(ProspectiveMRI(32, 3)(images, torch.Generator().manual_seed(0)))}
+    zero_filled, tv = run_method("classical", cfg, data, 0), run_method("classical_tv", cfg, data, 0)
+    expected = ReconMetrics()(magnitude(tv_reconstruction(data["test"].y, data["test"].operator)), data["test"].gt)
+    assert tv["per_case"]["psnr"] == pytest.approx(expected["psnr"].tolist())
+    assert tv["per_case"]["psnr"] != pytest.approx(zero_filled["per_case"]["psnr"])

@@ -1,6 +1,7 @@
 """Supervised baselines trained on (simulated) pairs with an L1 loss on the magnitude image:
 
-* :class:`SupervisedUNet` (B2) — MONAI ``UNet`` post-processing of S(y): |S(y)| + U(S(y));
+* :class:`SupervisedUNet` (B2) — MONAI ``UNet`` post-processing of S(y): |S(y)| + U(S(y)) (``start="tv"``: of
+  the data-consistent TV image instead);
 * :class:`SupervisedUnrolled` (B3) — the identical K-step :class:`~ot_medrecon.kidot.KIDOTFlow`, trained with
   L1(|I_K|, x) instead of the KIDOT losses (isolates the training signal).
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .classical import check_start, initial_image
 from .engine import Measurements, Reconstructor, SimulatedPairs, check_operator
 from .kidot import KIDOTFlow
 from .nets import PostProcessUNet, VelocityUNet, preset
@@ -64,17 +66,19 @@ class _Supervised(Reconstructor):
 
 
 class SupervisedUNet(_Supervised):
-    """B2: a post-processing U-Net on S(y), trained with L1 on pairs."""
+    """B2: a post-processing U-Net on S(y) (``start="tv"``: on the TV reconstruction), trained with L1 on pairs."""
 
-    def __init__(self, model: PostProcessUNet, lr: float = 1e-3):
+    def __init__(self, model: PostProcessUNet, lr: float = 1e-3, start: str = "measurement"):
         super().__init__(model, lr)
+        self.start = check_start(start)
 
     @classmethod
-    def from_preset(cls, name: str = "cpu32", modality: str = "mri", lr: float = 1e-3) -> "SupervisedUNet":
-        return cls(PostProcessUNet.from_preset(preset(name), 2 if modality == "mri" else 1), lr)
+    def from_preset(cls, name: str = "cpu32", modality: str = "mri", lr: float = 1e-3,
+                    start: str = "measurement") -> "SupervisedUNet":
+        return cls(PostProcessUNet.from_preset(preset(name), 2 if modality == "mri" else 1), lr, start)
 
     def forward_image(self, y, operator):
-        return self.model(operator.start(y))
+        return self.model(initial_image(y, operator, self.start))
 
 
 class SupervisedUnrolled(_Supervised):

@@ -85,6 +85,7 @@ class FitConfig:
     lr_critic: float = 4e-4
     null_space: bool = False
     cost_split: float = 0.0
+    start: str = "measurement"
     ct_window: tuple[float, float] | None = None
 
 
@@ -96,6 +97,8 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--null-space", dest="null_space", action="store_true", default=None,
                    help="single-coil MRI: the learned drift only fills the unmeasured k-space")
+    p.add_argument("--start", choices=("measurement", "tv"),
+                   help="path start: S(y) (zero-filled / FBP, default) or tv (single-coil MRI: data-consistent TV)")
 
 
 def run_fit(args: argparse.Namespace) -> None:
@@ -108,7 +111,7 @@ def run_fit(args: argparse.Namespace) -> None:
     from .plotting import plot_history
 
     overrides = {k: getattr(args, k, None) for k in ("measurements", "clean_images", "preset", "n_iter",
-                                                      "batch_size", "null_space")}
+                                                      "batch_size", "null_space", "start")}
     cfg = cli_support.load_config(FitConfig, args.config, overrides)
     if not cfg.measurements or not cfg.clean_images:
         raise cli_support.UserError("fit needs measurements=<meas.npz> and clean_images=<folder or .npz> "
@@ -122,12 +125,12 @@ def run_fit(args: argparse.Namespace) -> None:
     modality = "ct" if isinstance(meas.operator, ParallelBeamCT) else "mri"
     model = KIDOT.from_preset(cfg.preset, modality, size, cost_weight=cfg.cost_weight,
                               kinetic_weight=cfg.kinetic_weight, lr_flow=cfg.lr_flow, lr_critic=cfg.lr_critic,
-                              null_space=cfg.null_space, cost_split=cfg.cost_split)
+                              null_space=cfg.null_space, cost_split=cfg.cost_split, start=cfg.start)
     model.to(cli_support.resolve_device(args.device))
     history = model.fit(meas, clean, n_iter=cfg.n_iter or spec_p.n_iter, batch_size=cfg.batch_size or
                         spec_p.batch_size, probe=probe, out=out, resume=args.resume, seed=args.seed)
     save_model(model, out / "model.pt", {"method": "kidot", "preset": cfg.preset, "modality": modality,
-                                         "image_size": size, "null_space": cfg.null_space})
+                                         "image_size": size, "null_space": cfg.null_space, "start": cfg.start})
     plot_history(history, out / "training.png")
     cli_support.write_metrics(out, {"config": dataclasses.asdict(cfg), "final": history[-1] if history else {}})
     print(f"wrote {out / 'model.pt'}")
@@ -145,6 +148,8 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-iter", dest="n_iter", type=int)
     p.add_argument("--null-space", dest="null_space", action="store_true",
                    help="gap protocol: KIDOT with the null-space drift (BENCHMARKS.md section 2.1)")
+    p.add_argument("--start", choices=("measurement", "tv"), default="measurement",
+                   help="gap protocol (MRI): KIDOT's path start; tv also scores the TV reference (section 2.3)")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -154,8 +159,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
         from .protocol import ProtocolConfig, gap_benchmark
 
         seeds = tuple(int(s) for s in args.seeds.split(","))
+        methods = ("classical", "supervised_unet", "kidot") + (("classical_tv",) if args.start == "tv" else ())
         cfg = ProtocolConfig(setting=args.setting, level=args.level, preset=args.preset, n_iter=args.n_iter,
-                             seeds=seeds, null_space=args.null_space)
+                             seeds=seeds, methods=methods, null_space=args.null_space, start=args.start)
         summary = gap_benchmark(cfg, out)
         cli_support.write_metrics(out, summary)
         for name, m in summary["methods"].items():

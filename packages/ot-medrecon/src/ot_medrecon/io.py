@@ -110,8 +110,9 @@ def load_model(path: str | os.PathLike):
         raise ValueError(f"{path} is not an ot-medrecon model file (no 'spec'); use the model.pt that fit writes")
     spec = state["spec"]
     classes = {"kidot": KIDOT, "supervised_unet": SupervisedUNet, "supervised_unrolled": SupervisedUnrolled}
-    kwargs = {"image_size": spec["image_size"], "null_space": spec.get("null_space", False)} \
-        if spec["method"] == "kidot" else {}  # files written before null_space have none
+    kwargs = {"image_size": spec["image_size"], "null_space": spec.get("null_space", False),
+              "start": spec.get("start", "measurement")} \
+        if spec["method"] == "kidot" else {}  # files written before these options have none
     model = classes[spec["method"]].from_preset(spec["preset"], spec["modality"], **kwargs)
     model.load_state_dict(state["state_dict"])
     return model.eval(), spec

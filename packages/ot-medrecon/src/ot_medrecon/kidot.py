@@ -22,6 +22,7 @@ from ot_core import flows, neural, sinkhorn_divergence
 from torch import nn
 
 from .engine import Measurements, Reconstructor, SimulatedPairs, check_clean_images, check_operator
+from .classical import check_start, initial_image
 from .datasets import augment
 from .nets import ConvCritic, VelocityUNet, preset
 from .physics import LinearOperator, magnitude
@@ -46,13 +47,17 @@ class KIDOTFlow(nn.Module):
     single-coil Cartesian MRI) replaces G_θ by its null-space part (I - A*A) G_θ: the learned drift only fills
     the unmeasured k-space and the path keeps the measured samples of its start S(y) = A* y exactly (a
     data-consistency layer; at the issue's 20 dB SNR the noise it keeps is far below the aliasing it removes).
+    ``start="tv"`` (operators with A A* = I) starts the path at the classical data-consistent TV reconstruction
+    (:func:`~ot_medrecon.classical.tv_reconstruction`) instead of S(y) = A* y: the imaging knowledge of compressed
+    sensing as the path's origin (an extension of this package, not from the paper).
     """
 
     def __init__(self, velocity: nn.Module, n_steps: int = 4, clamp_steps: bool = True, lipschitz: float = 1.0,
-                 physics: bool = True, null_space: bool = False):
+                 physics: bool = True, null_space: bool = False, start: str = "measurement"):
         super().__init__()
         if n_steps < 1:
             raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        self.start = check_start(start)
         self.velocity, self.n_steps = velocity, n_steps
         self.clamp_steps, self.lipschitz, self.physics = clamp_steps, lipschitz, physics
         self.null_space = null_space
@@ -63,12 +68,19 @@ class KIDOTFlow(nn.Module):
         alpha = nn.functional.softplus(self.step_logits)
         return alpha.clamp(max=1.9 / self.lipschitz) if self.clamp_steps else alpha
 
-    def forward(self, y: torch.Tensor, operator: LinearOperator, return_path: bool = False):
-        """I_K (B, C, H, W), or the list [I_0, ..., I_K] with ``return_path=True``."""
+    def initial_state(self, y: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
+        """I_0 (B, C, H, W): S(y), or the TV reconstruction with ``start="tv"`` (no gradients)."""
+        return initial_image(y, operator, self.start)
+
+    def forward(self, y: torch.Tensor, operator: LinearOperator, return_path: bool = False,
+                start: torch.Tensor | None = None):
+        """I_K (B, C, H, W), or the list [I_0, ..., I_K] with ``return_path=True``. ``start``: I_0 when already
+        computed (:meth:`initial_state`)."""
         if self.null_space and not operator.partial_isometry:
             raise ValueError(f"null_space=True needs an operator with A A* = I (e.g. SingleCoilMRI); "
                              f"{type(operator).__name__} is not one: use null_space=False")
-        start = operator.start(y)
+        if start is None:
+            start = self.initial_state(y, operator)
         alpha, h = self.step_sizes(), 1.0 / self.n_steps
 
         def field(t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
@@ -138,14 +150,15 @@ class KIDOT(Reconstructor):
     def from_preset(cls, name: str = "cpu32", modality: str = "mri", image_size: int | None = None,
                     **kwargs) -> "KIDOT":
         """A KIDOT with the networks of preset ``name`` for ``modality`` ("mri": complex 2-channel states,
-        "ct": 1 channel); keyword arguments go to the constructor (``n_steps``, ``physics``, ``null_space`` to the
-        flow, ``patch_critic=True`` for a patch critic)."""
+        "ct": 1 channel); keyword arguments go to the constructor (``n_steps``, ``physics``, ``null_space``,
+        ``start`` to the flow, ``patch_critic=True`` for a patch critic)."""
         spec = preset(name)
         channels = {"mri": 2, "ct": 1}.get(modality)
         if channels is None:
             raise ValueError(f"modality={modality!r}; use 'mri' or 'ct'")
         flow = KIDOTFlow(VelocityUNet.from_preset(spec, channels), kwargs.pop("n_steps", spec.n_steps),
-                         physics=kwargs.pop("physics", True), null_space=kwargs.pop("null_space", False))
+                         physics=kwargs.pop("physics", True), null_space=kwargs.pop("null_space", False),
+                         start=kwargs.pop("start", "measurement"))
         critic = ConvCritic.from_preset(spec, image_size, patch=kwargs.pop("patch_critic", False))
         return cls(flow, critic, **kwargs)
 
@@ -229,12 +242,13 @@ class KIDOT(Reconstructor):
         return self.terminal_weight * sinkhorn_divergence(a, b, reg=reg)
 
     def path_step(self, meas: Measurements, clean: torch.Tensor, paired: Measurements | None,
-                  flow_operator: LinearOperator | None = None) -> dict[str, float]:
+                  flow_operator: LinearOperator | None = None, start: torch.Tensor | None = None) -> dict[str, float]:
         """One optimiser step of θ and the step sizes (φ frozen, gradients through every path step). The path
-        runs with ``flow_operator`` (default: the measurements' operator); the path cost uses the latter."""
+        runs with ``flow_operator`` (default: the measurements' operator) from ``start`` (default: the flow's
+        initial state); the path cost uses the measurements' operator."""
         if self.critic is not None:
             self.critic.requires_grad_(False)
-        path = self.flow(meas.y, flow_operator or meas.operator, return_path=True)
+        path = self.flow(meas.y, flow_operator or meas.operator, return_path=True, start=start)
         image = magnitude(path[-1])
         cost = kidot_path_cost(path, meas.y, meas.operator).mean()
         terminal = self.terminal_loss(image, clean)
@@ -260,13 +274,14 @@ class KIDOT(Reconstructor):
         """Critic step(s) then one path step; returns every loss term by name."""
         logs = {}
         meas = batch["meas"]
-        flow_operator = meas.operator.split_lines(self.cost_split, self._generator) if self.cost_split else None
+        flow_operator = meas.operator.split_lines(self.cost_split, self._generator) if self.cost_split else meas.operator
+        start = self.flow.initial_state(meas.y, flow_operator)  # shared by the critic and path steps
         if self.terminal == "critic":
             with torch.no_grad():  # θ frozen: the path is rolled once and reused by the n_critic steps
-                fake = self.forward_image(meas.y, flow_operator or meas.operator)
+                fake = magnitude(self.flow(meas.y, flow_operator, start=start))
             for _ in range(self.n_critic):
                 logs = self.critic_step(fake, batch["clean"])
-        logs.update(self.path_step(meas, batch["clean"], batch.get("paired"), flow_operator))
+        logs.update(self.path_step(meas, batch["clean"], batch.get("paired"), flow_operator, start))
         return logs
 
     def reconstruct(self, y, operator, batch_size: int = 64, hard_dc: bool = False) -> torch.Tensor:

@@ -15,7 +15,8 @@ U-Net) are trained with L1 on *true*-simulator pairs of the S_meas images, i.e. 
 acquisition model that KIDOT never sees: an upper bound for a method of that size and budget, never a competitor.
 MRI options: ``augment_copies`` / ``brain_in_clean`` augment the S_img and S_meas pools (the U-Net's pairs
 come from the same augmented S_img), ``null_space`` restricts KIDOT's learned drift to the unmeasured k-space,
-``cost_split`` holds measured lines out of KIDOT's path input for its data cost.
+``cost_split`` holds measured lines out of KIDOT's path input for its data cost, ``start="tv"`` starts KIDOT's path
+at the data-consistent TV reconstruction, which is also the classical compressed-sensing reference "classical_tv".
 
 Per run results are cached as JSON under ``out/runs`` so an interrupted sweep resumes where it stopped.
 """
@@ -32,11 +33,13 @@ import torch
 from ot_core import training
 
 from .baselines import SupervisedUNet, SupervisedUnrolled, classical_reconstruction
+from .classical import check_start, tv_reconstruction
 from .datasets import area_resize, augment_sources, deep_admm_net, ellipse_phantoms, shared_data_root
 from .engine import Measurements, SimulatedPairs
 from .kidot import KIDOT
 from .metrics import ReconMetrics
 from .nets import preset
+from .physics import magnitude
 from .simulate import NominalCT, NominalMRI, ProspectiveCT, ProspectiveMRI
 
 __all__ = ["SETTINGS", "ProtocolConfig", "build_data", "train_method", "run_method", "gap_benchmark",
@@ -50,7 +53,8 @@ SETTINGS = {
     "ct-lowdose": {"modality": "ct", "views": 120, "dose": 0.05, "nominal_snr_db": 30.0},
 }
 
-METHODS = ("classical", "supervised_unet", "supervised_unrolled", "kidot", "kidot_sup", "oracle", "oracle_unet")
+METHODS = ("classical", "classical_tv", "supervised_unet", "supervised_unet_tv", "supervised_unrolled",
+           "kidot", "kidot_sup", "oracle", "oracle_unet")
 
 
 @dataclass
@@ -79,6 +83,7 @@ class ProtocolConfig:
     patch_critic: bool = False
     null_space: bool = False  # KIDOT's drift only in the null space of A (single-coil MRI: keeps measured k-space)
     cost_split: float = 0.0  # MRI: fraction of measured lines KIDOT's path cost holds out from the path's input
+    start: str = "measurement"  # KIDOT's path start: S(y), or "tv" (single-coil MRI: the data-consistent TV image)
     validation: str = "true"  # S_val (the training probe, the tuning split) through the "true" or "nominal" simulator
     augment_copies: int = 0  # MRI: augmented copies of each S_img source; > 0 also augments each S_meas realisation
     brain_in_clean: bool = False  # MRI: add the 2 Deep-ADMM-Net brain images to S_img
@@ -96,6 +101,11 @@ class ProtocolConfig:
             raise ValueError(f"validation={self.validation!r}; use 'true' or 'nominal'")
         if self.augment_copies < 0:
             raise ValueError(f"augment_copies must be >= 0, got {self.augment_copies}")
+        check_start(self.start)
+        uses_tv = self.start == "tv" or {"classical_tv", "supervised_unet_tv"} & set(self.methods)
+        if self.modality == "ct" and uses_tv:
+            raise ValueError("the TV reconstruction (start='tv', methods '*_tv') needs single-coil MRI; "
+                             f"setting {self.setting!r} is CT")
         self.seeds = tuple(self.seeds)
         self.methods = tuple(self.methods)
 
@@ -185,7 +195,7 @@ def build_data(cfg: ProtocolConfig) -> dict:
 # ------------------------------------------------------------------------------------------ runs
 def train_method(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: Path | None = None,
                  eval_every: int | None = None):
-    """Train ``method`` (any of :data:`METHODS` but "classical") on ``data`` of
+    """Train ``method`` (any of :data:`METHODS` but the classical ones) on ``data`` of
     :func:`build_data` with S_val as the probe (scored every ``eval_every``, default n_iter / 5 iterations);
     returns (model, history)."""
     n_iter, batch = cfg.training_budget()
@@ -198,12 +208,15 @@ def train_method(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: P
                                   lr_critic=cfg.lr_critic, cost_weight=cfg.cost_weight,
                                   kinetic_weight=cfg.kinetic_weight, n_critic=cfg.n_critic,
                                   patch_critic=cfg.patch_critic, null_space=cfg.null_space,
-                                  cost_split=cfg.cost_split,
+                                  cost_split=cfg.cost_split, start=cfg.start,
                                   sup_weight=cfg.sup_weight if paired else 0.0)
         history = model.to(cfg.device).fit(data["measurements"], data["clean"], paired=paired, **kw)
     else:
-        cls = SupervisedUNet if method in ("supervised_unet", "oracle_unet") else SupervisedUnrolled
-        model = cls.from_preset(cfg.preset, cfg.modality, lr=cfg.lr_supervised)
+        if method in ("supervised_unet", "supervised_unet_tv", "oracle_unet"):
+            start = "tv" if method == "supervised_unet_tv" else "measurement"
+            model = SupervisedUNet.from_preset(cfg.preset, cfg.modality, lr=cfg.lr_supervised, start=start)
+        else:
+            model = SupervisedUnrolled.from_preset(cfg.preset, cfg.modality, lr=cfg.lr_supervised)
         pairs = data["true_pairs"] if method.startswith("oracle") else data["pairs"]
         history = model.to(cfg.device).fit(pairs, **kw)
     return model, history
@@ -213,12 +226,14 @@ def run_method(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: Pat
                return_model: bool = False):
     """Train ``method`` with ``seed`` (the classical reconstruction needs none) and score it on S_test;
     returns per-case metric lists, the training history and the wall time (and the model, or None for the
-    classical reconstruction, with ``return_model=True``; the classical images are then in "prediction")."""
+    classical reconstructions, with ``return_model=True``; their images are then in "prediction")."""
     started = time.time()
     test = data["test"]
     model = None
     if method == "classical":
         pred, history = classical_reconstruction(test.y, test.operator), []
+    elif method == "classical_tv":
+        pred, history = magnitude(tv_reconstruction(test.y, test.operator)), []
     else:
         model, history = train_method(method, cfg, data, seed, out)
         pred = model.reconstruct(test.y, test.operator)
@@ -240,7 +255,7 @@ def gap_benchmark(cfg: ProtocolConfig, out: str | Path) -> dict:
     data = build_data(cfg)
     runs = []
     for method in cfg.methods:
-        for seed in (cfg.seeds if method != "classical" else cfg.seeds[:1]):
+        for seed in (cfg.seeds if not method.startswith("classical") else cfg.seeds[:1]):
             path = out / "runs" / f"{tag}-{method}-seed{seed}.json"
             settings = _run_settings(cfg, method)
             if path.is_file():
@@ -257,7 +272,7 @@ def gap_benchmark(cfg: ProtocolConfig, out: str | Path) -> dict:
 
 #: Settings that only KIDOT's training reads: a baseline's cached run stays valid when they change.
 KIDOT_SETTINGS = ("lr_flow", "lr_critic", "cost_weight", "kinetic_weight", "n_critic", "sup_weight", "patch_critic",
-                  "null_space", "cost_split")
+                  "null_space", "cost_split", "start")
 
 
 def _run_settings(cfg: ProtocolConfig, method: str) -> dict:
