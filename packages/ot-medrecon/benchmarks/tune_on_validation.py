@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import torch
-from ot_medrecon.baselines import classical_reconstruction
+from ot_medrecon.classical import classical_reconstruction
 from ot_medrecon.metrics import ReconMetrics
 from ot_medrecon.protocol import ProtocolConfig, build_data, train_method
 

@@ -138,4 +138,5 @@ def test_classical_tv_method_scores_the_tv_reconstruction():
     zero_filled, tv = run_method("classical", cfg, data, 0), run_method("classical_tv", cfg, data, 0)
     expected = ReconMetrics()(magnitude(tv_reconstruction(data["test"].y, data["test"].operator)), data["test"].gt)
     assert tv["per_case"]["psnr"] == pytest.approx(expected["psnr"].tolist())
-    assert tv["per_case"]["psnr"] != pytest.approx(zero_filled["per_case"]["psnr"])
+    mean = lambda run: sum(run["per_case"]["psnr"]) / len(run["per_case"]["psnr"])
+    assert mean(tv) > mean(zero_filled) + 0.2  # TV fills k-space better than zeros on piecewise-constant phantoms

@@ -3,14 +3,15 @@ unpaired data, built on MONAI.
 
 Modules: ``physics`` (operators with exact adjoints, masks, coil maps), ``simulate`` (nominal and prospective
 acquisitions), ``datasets`` (embedded phantoms, MONAI loading), ``nets`` (MONAI backbones, presets), ``kidot``
-(the method), ``baselines`` (supervised U-Net / unrolled), ``metrics``, ``protocol`` (the gap benchmark),
-``plotting``, ``cli``.
+(the method), ``baselines`` (supervised U-Net / unrolled), ``classical`` (zero-filled / FBP, TV), ``metrics``,
+``protocol`` (the gap benchmark), ``plotting``, ``cli``.
 """
 
 from importlib.metadata import version as _version
 
-from . import datasets, metrics, nets, physics, simulate
-from .baselines import SupervisedUNet, SupervisedUnrolled, classical_reconstruction
+from . import classical, datasets, metrics, nets, physics, simulate
+from .baselines import SupervisedUNet, SupervisedUnrolled
+from .classical import classical_reconstruction
 from .engine import Measurements, SimulatedPairs
 from .kidot import KIDOT, KIDOTFlow, kidot_path_cost
 from .metrics import ReconMetrics
@@ -42,6 +43,7 @@ __all__ = [
     "NominalCT",
     "ProspectiveCT",
     "SimulateMeasurementd",
+    "classical",
     "datasets",
     "metrics",
     "nets",

@@ -5,7 +5,7 @@
 * :class:`SupervisedUnrolled` (B3) — the identical K-step :class:`~ot_medrecon.kidot.KIDOTFlow`, trained with
   L1(|I_K|, x) instead of the KIDOT losses (isolates the training signal).
 
-Classical references (no training): :func:`zero_filled` / FBP = the operator's ``start(y)``.
+Classical references (no training) are in :mod:`ot_medrecon.classical`.
 """
 
 from __future__ import annotations
@@ -17,16 +17,9 @@ from .classical import check_start, initial_image
 from .engine import Measurements, Reconstructor, SimulatedPairs, check_operator
 from .kidot import KIDOTFlow
 from .nets import PostProcessUNet, VelocityUNet, preset
-from .physics import LinearOperator, magnitude
+from .physics import magnitude
 
-__all__ = ["SupervisedUNet", "SupervisedUnrolled", "classical_reconstruction"]
-
-
-def classical_reconstruction(y: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
-    """|S(y)|: the zero-filled (MRI, SENSE-combined for multi-coil) or FBP (CT) image, (B, 1, H, W)."""
-    operator.check_measurement(y)
-    with torch.no_grad():
-        return magnitude(operator.start(y))
+__all__ = ["SupervisedUNet", "SupervisedUnrolled"]
 
 
 class _Supervised(Reconstructor):

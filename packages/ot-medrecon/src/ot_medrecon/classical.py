@@ -1,4 +1,5 @@
-"""Classical compressed-sensing reference: data-consistent total-variation (TV) reconstruction (no training).
+"""Classical references (no training): |S(y)| (zero-filled / FBP) and the compressed-sensing data-consistent
+total-variation (TV) reconstruction.
 
 For operators with A A* = I on the measured entries (single-coil Cartesian MRI), the constrained problem
 
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 import torch
 
-from .physics import LinearOperator
+from .physics import LinearOperator, magnitude
 
-__all__ = ["START_IMAGES", "check_start", "initial_image", "tv_gradient", "tv_reconstruction"]
+__all__ = ["START_IMAGES", "check_start", "classical_reconstruction", "initial_image", "tv_gradient",
+           "tv_reconstruction"]
 
 #: Images a reconstruction can start from: S(y) (zero-filled / FBP) or the TV reconstruction (single-coil MRI).
 START_IMAGES = ("measurement", "tv")
@@ -70,3 +72,11 @@ def initial_image(y: torch.Tensor, operator: LinearOperator, start: str = "measu
     ``start="tv"``."""
     check_start(start)
     return tv_reconstruction(y, operator) if start == "tv" else operator.start(y)
+
+
+def classical_reconstruction(y: torch.Tensor, operator: LinearOperator, start: str = "measurement") -> torch.Tensor:
+    """|S(y)|, the zero-filled (MRI, SENSE-combined for multi-coil) or FBP (CT) image, or with ``start="tv"``
+    the magnitude of the TV reconstruction: (B, 1, H, W), no gradients."""
+    operator.check_measurement(y)
+    with torch.no_grad():
+        return magnitude(initial_image(y, operator, start))

@@ -274,7 +274,8 @@ class KIDOT(Reconstructor):
         """Critic step(s) then one path step; returns every loss term by name."""
         logs = {}
         meas = batch["meas"]
-        flow_operator = meas.operator.split_lines(self.cost_split, self._generator) if self.cost_split else meas.operator
+        flow_operator = (meas.operator.split_lines(self.cost_split, self._generator) if self.cost_split
+                         else meas.operator)
         start = self.flow.initial_state(meas.y, flow_operator)  # shared by the critic and path steps
         if self.terminal == "critic":
             with torch.no_grad():  # θ frozen: the path is rolled once and reused by the n_critic steps

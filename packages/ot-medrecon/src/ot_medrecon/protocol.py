@@ -32,14 +32,13 @@ from pathlib import Path
 import torch
 from ot_core import training
 
-from .baselines import SupervisedUNet, SupervisedUnrolled, classical_reconstruction
-from .classical import check_start, tv_reconstruction
+from .baselines import SupervisedUNet, SupervisedUnrolled
+from .classical import check_start, classical_reconstruction
 from .datasets import area_resize, augment_sources, deep_admm_net, ellipse_phantoms, shared_data_root
 from .engine import Measurements, SimulatedPairs
 from .kidot import KIDOT
 from .metrics import ReconMetrics
 from .nets import preset
-from .physics import magnitude
 from .simulate import NominalCT, NominalMRI, ProspectiveCT, ProspectiveMRI
 
 __all__ = ["SETTINGS", "ProtocolConfig", "build_data", "train_method", "run_method", "gap_benchmark",
@@ -230,10 +229,9 @@ def run_method(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: Pat
     started = time.time()
     test = data["test"]
     model = None
-    if method == "classical":
-        pred, history = classical_reconstruction(test.y, test.operator), []
-    elif method == "classical_tv":
-        pred, history = magnitude(tv_reconstruction(test.y, test.operator)), []
+    if method.startswith("classical"):
+        start = "tv" if method == "classical_tv" else "measurement"
+        pred, history = classical_reconstruction(test.y, test.operator, start), []
     else:
         model, history = train_method(method, cfg, data, seed, out)
         pred = model.reconstruct(test.y, test.operator)
