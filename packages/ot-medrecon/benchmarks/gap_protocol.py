@@ -16,6 +16,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from ot_medrecon.classical import START_IMAGES
+
 SETTINGS = ("mri4x", "mri8x", "ct-sparse60", "ct-lowdose")
 
 
@@ -61,8 +63,9 @@ def main() -> None:
     parser.add_argument("--cost-weight", type=float, default=0.3, help="KIDOT λ_c (weight of the path cost)")
     parser.add_argument("--cost-split", type=float, default=0.0,
                         help="MRI: fraction of measured lines held out of KIDOT's path input and scored by its cost")
-    parser.add_argument("--start", default="measurement", choices=("measurement", "tv"),
-                        help="KIDOT's path start: S(y), or the data-consistent TV image (single-coil MRI)")
+    parser.add_argument("--start", default="measurement", choices=START_IMAGES,
+                        help="KIDOT's path start: S(y), the data-consistent TV image or the phase-constrained TV "
+                             "image (single-coil MRI)")
     parser.add_argument("--n-critic", type=int, default=1, help="critic steps per path step")
     parser.add_argument("--augment-copies", type=int, default=0,
                         help="MRI: augmented copies per S_img source image (also augments S_meas)")

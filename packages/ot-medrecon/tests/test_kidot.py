@@ -7,7 +7,7 @@ import pytest
 import torch
 from ot_core.testing import gaussian_w2
 from ot_medrecon import KIDOT, KIDOTFlow, Measurements, kidot_path_cost
-from ot_medrecon.classical import tv_reconstruction
+from ot_medrecon.classical import initial_image
 from ot_medrecon.datasets import ellipse_phantoms, shepp_logan
 from ot_medrecon.nets import ConvCritic, VelocityUNet
 from ot_medrecon.physics import (
@@ -76,14 +76,17 @@ def test_null_space_path_keeps_the_measured_kspace_and_moves_the_rest():
         flow(torch.zeros(1, *multi.measurement_shape), multi)
 
 
-def test_tv_start_path_begins_at_the_tv_reconstruction():
+@pytest.mark.parametrize("start", ["tv", "phase_tv"])
+def test_tv_start_path_begins_at_the_tv_reconstruction(start):
     meas = _mri_data(3)
-    flow = KIDOTFlow(VelocityUNet(2, (8, 16), (2,)), n_steps=3, null_space=True, start="tv")  # zero drift at init
+    flow = KIDOTFlow(VelocityUNet(2, (8, 16), (2,)), n_steps=3, null_space=True, start=start)  # zero drift at init
     with torch.no_grad():
         path = flow(meas.y, meas.operator, return_path=True)
-    tv = tv_reconstruction(meas.y, meas.operator)
-    assert all(torch.allclose(state, tv, atol=1e-5) for state in path)
-    assert float((tv - meas.operator.start(meas.y)).norm()) > 0.1
+    origin = initial_image(meas.y, meas.operator, start)
+    consistent = origin - meas.operator.normal(origin) + meas.operator.start(meas.y)  # measured k-space := y
+    assert torch.allclose(path[0], origin)
+    assert all(torch.allclose(state, consistent, atol=1e-5) for state in path[1:])  # α = 1: the physics step is DC
+    assert float((origin - meas.operator.start(meas.y)).norm()) > 0.1
     with pytest.raises(ValueError, match="start"):
         KIDOTFlow(VelocityUNet(2, (8, 16), (2,)), start="fbp")
 

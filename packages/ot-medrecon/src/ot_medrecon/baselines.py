@@ -1,7 +1,7 @@
 """Supervised baselines trained on (simulated) pairs with an L1 loss on the magnitude image:
 
-* :class:`SupervisedUNet` (B2) — MONAI ``UNet`` post-processing of S(y): |S(y)| + U(S(y)) (``start="tv"``: of
-  the data-consistent TV image instead);
+* :class:`SupervisedUNet` (B2) — MONAI ``UNet`` post-processing of S(y): |S(y)| + U(S(y)) (``start="tv"`` /
+  ``"phase_tv"``: of the data-consistent / phase-constrained TV image instead);
 * :class:`SupervisedUnrolled` (B3) — the identical K-step :class:`~ot_medrecon.kidot.KIDOTFlow`, trained with
   L1(|I_K|, x) instead of the KIDOT losses (isolates the training signal).
 
@@ -59,7 +59,8 @@ class _Supervised(Reconstructor):
 
 
 class SupervisedUNet(_Supervised):
-    """B2: a post-processing U-Net on S(y) (``start="tv"``: on the TV reconstruction), trained with L1 on pairs."""
+    """B2: a post-processing U-Net on S(y) (``start="tv"`` / ``"phase_tv"``: on that TV reconstruction), trained
+    with L1 on pairs."""
 
     def __init__(self, model: PostProcessUNet, lr: float = 1e-3, start: str = "measurement"):
         super().__init__(model, lr)

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from ot_core import cli_support, training
 
+from .classical import START_IMAGES
+
 __all__ = ["main", "FitConfig"]
 
 
@@ -97,8 +99,9 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--null-space", dest="null_space", action="store_true", default=None,
                    help="single-coil MRI: the learned drift only fills the unmeasured k-space")
-    p.add_argument("--start", choices=("measurement", "tv"),
-                   help="path start: S(y) (zero-filled / FBP, default) or tv (single-coil MRI: data-consistent TV)")
+    p.add_argument("--start", choices=START_IMAGES,
+                   help="path start: S(y) (zero-filled / FBP, default), tv or phase_tv (single-coil MRI: the "
+                        "data-consistent or the phase-constrained TV image)")
 
 
 def run_fit(args: argparse.Namespace) -> None:
@@ -148,8 +151,9 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-iter", dest="n_iter", type=int)
     p.add_argument("--null-space", dest="null_space", action="store_true",
                    help="gap protocol: KIDOT with the null-space drift (BENCHMARKS.md section 2.1)")
-    p.add_argument("--start", choices=("measurement", "tv"), default="measurement",
-                   help="gap protocol (MRI): KIDOT's path start; tv also scores the TV reference (section 2.3)")
+    p.add_argument("--start", choices=START_IMAGES, default="measurement",
+                   help="gap protocol (MRI): KIDOT's path start; tv / phase_tv also score that classical "
+                        "reference (BENCHMARKS.md sections 2.3, 2.4)")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -159,7 +163,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
         from .protocol import ProtocolConfig, gap_benchmark
 
         seeds = tuple(int(s) for s in args.seeds.split(","))
-        methods = ("classical", "supervised_unet", "kidot") + (("classical_tv",) if args.start == "tv" else ())
+        reference = (f"classical_{args.start}",) if args.start != "measurement" else ()
+        methods = ("classical", "supervised_unet", "kidot") + reference
         cfg = ProtocolConfig(setting=args.setting, level=args.level, preset=args.preset, n_iter=args.n_iter,
                              seeds=seeds, methods=methods, null_space=args.null_space, start=args.start)
         summary = gap_benchmark(cfg, out)

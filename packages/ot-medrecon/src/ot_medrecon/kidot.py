@@ -49,7 +49,9 @@ class KIDOTFlow(nn.Module):
     data-consistency layer; at the issue's 20 dB SNR the noise it keeps is far below the aliasing it removes).
     ``start="tv"`` (operators with A A* = I) starts the path at the classical data-consistent TV reconstruction
     (:func:`~ot_medrecon.classical.tv_reconstruction`) instead of S(y) = A* y: the imaging knowledge of compressed
-    sensing as the path's origin (an extension of this package, not from the paper).
+    sensing as the path's origin; ``start="phase_tv"`` at the phase-constrained TV reconstruction
+    (:func:`~ot_medrecon.classical.phase_constrained_tv`: also a real magnitude under a smooth phase). Both are
+    extensions of this package, not from the paper.
     """
 
     def __init__(self, velocity: nn.Module, n_steps: int = 4, clamp_steps: bool = True, lipschitz: float = 1.0,
@@ -69,7 +71,8 @@ class KIDOTFlow(nn.Module):
         return alpha.clamp(max=1.9 / self.lipschitz) if self.clamp_steps else alpha
 
     def initial_state(self, y: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
-        """I_0 (B, C, H, W): S(y), or the TV reconstruction with ``start="tv"`` (no gradients)."""
+        """I_0 (B, C, H, W): S(y), or the (phase-constrained) TV reconstruction with ``start="tv"`` /
+        ``"phase_tv"`` (no gradients)."""
         return initial_image(y, operator, self.start)
 
     def forward(self, y: torch.Tensor, operator: LinearOperator, return_path: bool = False,

@@ -15,8 +15,9 @@ U-Net) are trained with L1 on *true*-simulator pairs of the S_meas images, i.e. 
 acquisition model that KIDOT never sees: an upper bound for a method of that size and budget, never a competitor.
 MRI options: ``augment_copies`` / ``brain_in_clean`` augment the S_img and S_meas pools (the U-Net's pairs
 come from the same augmented S_img), ``null_space`` restricts KIDOT's learned drift to the unmeasured k-space,
-``cost_split`` holds measured lines out of KIDOT's path input for its data cost, ``start="tv"`` starts KIDOT's path
-at the data-consistent TV reconstruction, which is also the classical compressed-sensing reference "classical_tv".
+``cost_split`` holds measured lines out of KIDOT's path input for its data cost, ``start="tv"`` / ``"phase_tv"``
+starts KIDOT's path at the data-consistent / phase-constrained TV reconstruction, which are also the classical
+compressed-sensing references "classical_tv" / "classical_phase_tv" (:data:`METHOD_STARTS`).
 
 Per run results are cached as JSON under ``out/runs`` so an interrupted sweep resumes where it stopped.
 """
@@ -52,8 +53,12 @@ SETTINGS = {
     "ct-lowdose": {"modality": "ct", "views": 120, "dose": 0.05, "nominal_snr_db": 30.0},
 }
 
-METHODS = ("classical", "classical_tv", "supervised_unet", "supervised_unet_tv", "supervised_unrolled",
-           "kidot", "kidot_sup", "oracle", "oracle_unet")
+METHODS = ("classical", "classical_tv", "classical_phase_tv", "supervised_unet", "supervised_unet_tv",
+           "supervised_unet_phase_tv", "supervised_unrolled", "kidot", "kidot_sup", "oracle", "oracle_unet")
+
+#: The start image of the classical and U-Net methods that do not start from S(y) (single-coil MRI only).
+METHOD_STARTS = {"classical_tv": "tv", "classical_phase_tv": "phase_tv", "supervised_unet_tv": "tv",
+                 "supervised_unet_phase_tv": "phase_tv"}
 
 
 @dataclass
@@ -82,7 +87,7 @@ class ProtocolConfig:
     patch_critic: bool = False
     null_space: bool = False  # KIDOT's drift only in the null space of A (single-coil MRI: keeps measured k-space)
     cost_split: float = 0.0  # MRI: fraction of measured lines KIDOT's path cost holds out from the path's input
-    start: str = "measurement"  # KIDOT's path start: S(y), or "tv" (single-coil MRI: the data-consistent TV image)
+    start: str = "measurement"  # KIDOT's path start: S(y), or (single-coil MRI) "tv" / "phase_tv" (classical module)
     validation: str = "true"  # S_val (the training probe, the tuning split) through the "true" or "nominal" simulator
     augment_copies: int = 0  # MRI: augmented copies of each S_img source; > 0 also augments each S_meas realisation
     brain_in_clean: bool = False  # MRI: add the 2 Deep-ADMM-Net brain images to S_img
@@ -101,9 +106,9 @@ class ProtocolConfig:
         if self.augment_copies < 0:
             raise ValueError(f"augment_copies must be >= 0, got {self.augment_copies}")
         check_start(self.start)
-        uses_tv = self.start == "tv" or {"classical_tv", "supervised_unet_tv"} & set(self.methods)
+        uses_tv = self.start != "measurement" or set(METHOD_STARTS) & set(self.methods)
         if self.modality == "ct" and uses_tv:
-            raise ValueError("the TV reconstruction (start='tv', methods '*_tv') needs single-coil MRI; "
+            raise ValueError("the TV reconstructions (start='tv' / 'phase_tv', methods '*_tv') need single-coil MRI; "
                              f"setting {self.setting!r} is CT")
         self.seeds = tuple(self.seeds)
         self.methods = tuple(self.methods)
@@ -211,9 +216,9 @@ def train_method(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: P
                                   sup_weight=cfg.sup_weight if paired else 0.0)
         history = model.to(cfg.device).fit(data["measurements"], data["clean"], paired=paired, **kw)
     else:
-        if method in ("supervised_unet", "supervised_unet_tv", "oracle_unet"):
-            start = "tv" if method == "supervised_unet_tv" else "measurement"
-            model = SupervisedUNet.from_preset(cfg.preset, cfg.modality, lr=cfg.lr_supervised, start=start)
+        if method.startswith("supervised_unet") or method == "oracle_unet":
+            model = SupervisedUNet.from_preset(cfg.preset, cfg.modality, lr=cfg.lr_supervised,
+                                               start=METHOD_STARTS.get(method, "measurement"))
         else:
             model = SupervisedUnrolled.from_preset(cfg.preset, cfg.modality, lr=cfg.lr_supervised)
         pairs = data["true_pairs"] if method.startswith("oracle") else data["pairs"]
@@ -230,7 +235,7 @@ def run_method(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: Pat
     test = data["test"]
     model = None
     if method.startswith("classical"):
-        start = "tv" if method == "classical_tv" else "measurement"
+        start = METHOD_STARTS.get(method, "measurement")
         pred, history = classical_reconstruction(test.y, test.operator, start), []
     else:
         model, history = train_method(method, cfg, data, seed, out)
