@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--start", default="measurement", choices=START_IMAGES,
                         help="KIDOT's path start: S(y), the data-consistent TV image or the phase-constrained TV "
                              "image (single-coil MRI)")
+    parser.add_argument("--no-physics", dest="physics", action="store_false",
+                        help="KIDOT without the gradient step A*(A I - y) in its velocity (spec E4 ablation)")
     parser.add_argument("--n-critic", type=int, default=1, help="critic steps per path step")
     parser.add_argument("--augment-copies", type=int, default=0,
                         help="MRI: augmented copies per S_img source image (also augments S_meas)")
@@ -76,6 +78,7 @@ def main() -> None:
 
     options = {"null_space": args.null_space, "kinetic_weight": args.kinetic_weight, "n_critic": args.n_critic,
                "cost_weight": args.cost_weight, "cost_split": args.cost_split, "start": args.start,
+               "physics": args.physics,
                "augment_copies": args.augment_copies, "brain_in_clean": args.brain_in_clean,
                "validation": args.validation}
     jobs = [{"setting": s, "level": args.level, "preset": args.preset, "n_iter": args.n_iter,

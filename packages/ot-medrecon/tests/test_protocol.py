@@ -57,6 +57,12 @@ def test_oracles_train_on_true_pairs_of_the_measurement_images():
     assert isinstance(oracle, SupervisedUNet) and isinstance(unrolled, SupervisedUnrolled)
 
 
+def test_physics_setting_reaches_the_kidot_flow():
+    cfg = _tiny(physics=False)
+    model, _ = train_method("kidot", cfg, build_data(cfg), seed=0)
+    assert model.flow.physics is False  # the E4 ablation: no gradient step A*(A I - y) in the velocity
+
+
 @pytest.mark.skipif(shared_data_root() is None, reason="../shared/data/medrecon is absent")
 def test_mri_augmented_pools_keep_the_held_out_splits():
     base = build_data(ProtocolConfig(setting="mri4x", meas_realisations=2, test_realisations=1))

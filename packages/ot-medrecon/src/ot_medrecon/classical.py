@@ -91,18 +91,19 @@ def low_resolution_phase(y: torch.Tensor, operator: LinearOperator, width: float
 
 
 def phase_constrained_tv(y: torch.Tensor, operator: LinearOperator, weight: float = 0.01, eps: float = 0.01,
-                         n_iter: int = 100) -> torch.Tensor:
+                         n_iter: int = 100, phase_width: float = 2.0) -> torch.Tensor:
     """The phase-constrained TV image m e^{iφ̂} as a state (B, 2, H, W) (real / imaginary channels); no gradients.
 
     ``n_iter`` FISTA steps (step 1 / (1 + 8 ``weight`` / ``eps``)) on ½‖A(m e^{iφ̂}) − y‖² + ``weight`` TV_ε(m),
-    m >= 0, from m = max(Re(e^{−iφ̂} A* y), 0); φ̂ from :func:`low_resolution_phase`. ``weight`` and ``eps`` are in
-    image intensity units (images in [0, 1]); the measured samples are fitted, not kept exactly (noise)."""
+    m >= 0, from m = max(Re(e^{−iφ̂} A* y), 0); φ̂ from :func:`low_resolution_phase` with ``width=phase_width``.
+    ``weight`` and ``eps`` are in image intensity units (images in [0, 1]); the measured samples are fitted, not
+    kept exactly (noise). Defaults chosen on S_val of the gap protocol (BENCHMARKS.md section 2.4)."""
     _check_single_coil(operator, "phase_constrained_tv")
     if weight <= 0 or eps <= 0 or n_iter < 0:
         raise ValueError(f"weight and eps must be > 0 and n_iter >= 0, got weight={weight}, eps={eps}, "
                          f"n_iter={n_iter}")
     with torch.no_grad():
-        rotation = torch.exp(1j * low_resolution_phase(y, operator)).to(to_complex(y).dtype)  # (B, H, W)
+        rotation = torch.exp(1j * low_resolution_phase(y, operator, phase_width)).to(to_complex(y).dtype)  # (B, H, W)
 
         def to_state(m: torch.Tensor) -> torch.Tensor:
             return to_channels(m[:, 0] * rotation)

@@ -88,6 +88,7 @@ class ProtocolConfig:
     null_space: bool = False  # KIDOT's drift only in the null space of A (single-coil MRI: keeps measured k-space)
     cost_split: float = 0.0  # MRI: fraction of measured lines KIDOT's path cost holds out from the path's input
     start: str = "measurement"  # KIDOT's path start: S(y), or (single-coil MRI) "tv" / "phase_tv" (classical module)
+    physics: bool = True  # KIDOT's gradient step A*(A I - y) in the velocity (False: the spec's E4 ablation)
     validation: str = "true"  # S_val (the training probe, the tuning split) through the "true" or "nominal" simulator
     augment_copies: int = 0  # MRI: augmented copies of each S_img source; > 0 also augments each S_meas realisation
     brain_in_clean: bool = False  # MRI: add the 2 Deep-ADMM-Net brain images to S_img
@@ -212,7 +213,7 @@ def train_method(method: str, cfg: ProtocolConfig, data: dict, seed: int, out: P
                                   lr_critic=cfg.lr_critic, cost_weight=cfg.cost_weight,
                                   kinetic_weight=cfg.kinetic_weight, n_critic=cfg.n_critic,
                                   patch_critic=cfg.patch_critic, null_space=cfg.null_space,
-                                  cost_split=cfg.cost_split, start=cfg.start,
+                                  cost_split=cfg.cost_split, start=cfg.start, physics=cfg.physics,
                                   sup_weight=cfg.sup_weight if paired else 0.0)
         history = model.to(cfg.device).fit(data["measurements"], data["clean"], paired=paired, **kw)
     else:
@@ -275,7 +276,7 @@ def gap_benchmark(cfg: ProtocolConfig, out: str | Path) -> dict:
 
 #: Settings that only KIDOT's training reads: a baseline's cached run stays valid when they change.
 KIDOT_SETTINGS = ("lr_flow", "lr_critic", "cost_weight", "kinetic_weight", "n_critic", "sup_weight", "patch_critic",
-                  "null_space", "cost_split", "start")
+                  "null_space", "cost_split", "start", "physics")
 
 
 def _run_settings(cfg: ProtocolConfig, method: str) -> dict:
