@@ -76,6 +76,23 @@ def test_null_space_path_keeps_the_measured_kspace_and_moves_the_rest():
         flow(torch.zeros(1, *multi.measurement_shape), multi)
 
 
+@pytest.mark.parametrize(("cost_split", "expected_calls"), [(0.0, [6]), (0.3, [2, 2, 2])])
+def test_fit_computes_the_tv_starts_of_a_fixed_pool_once(cost_split, expected_calls):
+    meas, model = _mri_data(6), _small_kidot(start="tv", null_space=True, cost_split=cost_split)
+    compute, calls = model.flow.initial_state, []
+    model.flow.initial_state = lambda y, operator: calls.append(len(y)) or compute(y, operator)
+    step = model.train_step
+
+    def checked_step(batch):  # a cached start is the TV image of the batch's own measurements
+        if "start" in batch:
+            assert torch.allclose(batch["start"], compute(batch["meas"].y, batch["meas"].operator), atol=1e-6)
+        return step(batch)
+
+    model.train_step = checked_step
+    model.fit(meas, meas.gt, n_iter=3, batch_size=2, progress=False)
+    assert calls == expected_calls  # once for the pool; with a split the path's input changes every draw
+
+
 @pytest.mark.parametrize("start", ["tv", "phase_tv"])
 def test_tv_start_path_begins_at_the_tv_reconstruction(start):
     meas = _mri_data(3)

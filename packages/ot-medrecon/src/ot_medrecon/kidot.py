@@ -201,14 +201,20 @@ class KIDOT(Reconstructor):
         data = {"measurements": measurements.subset(torch.arange(len(measurements))), "clean": clean_images,
                 "paired": paired, "augment": augment_images}
         data["measurements"].gt = None  # unpaired: the ground truth of the measurements is never used
+        if self.flow.start != "measurement" and not self.cost_split:  # a fixed pool: its TV starts once, not per batch
+            data["starts"] = torch.cat([self.flow.initial_state(chunk.y, chunk.operator)
+                                        for chunk in data["measurements"].batches(64)])
         return self.run_fit(data, n_iter, batch_size, probe, out, resume, seed, eval_every, checkpoint_every,
                             progress)
 
     def draw_batch(self, data, batch_size, generator):
         self._generator = generator
         clean = data["clean"][torch.randint(0, len(data["clean"]), (batch_size,), generator=generator)]
-        batch = {"meas": data["measurements"].sample(batch_size, generator),
+        index = torch.randint(0, len(data["measurements"]), (batch_size,), generator=generator)
+        batch = {"meas": data["measurements"].subset(index),
                  "clean": augment(clean, generator) if data["augment"] else clean}
+        if "starts" in data:
+            batch["start"] = data["starts"][index]
         if data["paired"] is not None and self.sup_weight:
             batch["paired"] = data["paired"].sample(batch_size, generator)
         return batch
@@ -279,7 +285,9 @@ class KIDOT(Reconstructor):
         meas = batch["meas"]
         flow_operator = (meas.operator.split_lines(self.cost_split, self._generator) if self.cost_split
                          else meas.operator)
-        start = self.flow.initial_state(meas.y, flow_operator)  # shared by the critic and path steps
+        start = batch.get("start")  # cached by fit for a fixed pool without a split
+        if start is None:
+            start = self.flow.initial_state(meas.y, flow_operator)  # shared by the critic and path steps
         if self.terminal == "critic":
             with torch.no_grad():  # θ frozen: the path is rolled once and reused by the n_critic steps
                 fake = magnitude(self.flow(meas.y, flow_operator, start=start))
