@@ -36,6 +36,12 @@ __all__ = ["START_IMAGES", "check_start", "classical_reconstruction", "initial_i
 START_IMAGES = ("measurement", "tv", "phase_tv")
 
 
+def _check_single_coil(operator: LinearOperator, name: str) -> None:
+    if not operator.partial_isometry:
+        raise ValueError(f"{name} needs an operator with A A* = I (e.g. SingleCoilMRI); "
+                         f"{type(operator).__name__} is not one")
+
+
 def tv_gradient(x: torch.Tensor, eps: float) -> torch.Tensor:
     """∇TV_ε(x) for x (B, C, H, W) (channels share the gradient magnitude: isotropic vector TV), same shape."""
     dh = torch.zeros_like(x)
@@ -70,12 +76,6 @@ def tv_reconstruction(y: torch.Tensor, operator: LinearOperator, n_iter: int = 1
     return x
 
 
-def _check_single_coil(operator: LinearOperator, name: str) -> None:
-    if not operator.partial_isometry:
-        raise ValueError(f"{name} needs an operator with A A* = I (e.g. SingleCoilMRI); "
-                         f"{type(operator).__name__} is not one")
-
-
 def low_resolution_phase(y: torch.Tensor, operator: LinearOperator, width: float = 2.0) -> torch.Tensor:
     """The smooth image phase φ̂ (B, H, W) in radians: the phase of the TV reconstruction of ``y`` (B, 2, H, W)
     low-pass filtered by a Gaussian k-space window of standard deviation ``width`` samples. The TV image, not the
@@ -103,7 +103,7 @@ def phase_constrained_tv(y: torch.Tensor, operator: LinearOperator, weight: floa
         raise ValueError(f"weight and eps must be > 0 and n_iter >= 0, got weight={weight}, eps={eps}, "
                          f"n_iter={n_iter}")
     with torch.no_grad():
-        rotation = torch.exp(1j * low_resolution_phase(y, operator, phase_width)).to(to_complex(y).dtype)  # (B, H, W)
+        rotation = torch.exp(1j * low_resolution_phase(y, operator, phase_width))  # (B, H, W), y's precision
 
         def to_state(m: torch.Tensor) -> torch.Tensor:
             return to_channels(m[:, 0] * rotation)
